@@ -1,0 +1,25 @@
+"""The algorithms, each a module of pure functions: init, act, update (see DESIGN.md)."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from duetto.algorithms import sac
+from duetto.errors import DuettoError, did_you_mean
+
+ALGORITHMS: dict[str, ModuleType] = {sac.NAME: sac}
+
+
+def get_algorithm(name: str) -> ModuleType:
+    key = name.lower()
+    if key not in ALGORITHMS:
+        raise DuettoError(
+            f"unknown algorithm '{name}'.{did_you_mean(key, ALGORITHMS)} "
+            f"Available: {', '.join(sorted(ALGORITHMS))}."
+        )
+    return ALGORITHMS[key]
+
+
+def PRESET_BUDGET(algo: ModuleType, preset: str | None) -> int:  # noqa: N802
+    """The env steps a preset is meant to train for (20,000 without a preset)."""
+    return algo.PRESET_STEPS.get(preset, 20_000) if preset else 20_000

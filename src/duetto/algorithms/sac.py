@@ -1,0 +1,232 @@
+"""SAC: Soft Actor-Critic (Haarnoja et al., "Soft Actor-Critic Algorithms and Applications", 2018).
+
+Off-policy maximum-entropy RL. Twin soft Q-functions regress on a clipped double-Q soft Bellman
+target computed with Polyak-averaged target critics; a tanh-squashed Gaussian actor minimises
+E[α·log π(ã|s) − min_j Q_j(s, ã)] by reparameterisation; the temperature α is tuned so that the
+policy's entropy stays near H̄ = −|A|. Evaluation acts with the mean action tanh(μ(s)).
+
+One `update` is: critic step, actor step (against the freshly updated critics), temperature
+step, Polyak step, in the order of the paper's Algorithm 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from duetto.config import hp
+from duetto.data.replay import Transition
+from duetto.envs.spec import EnvSpec
+from duetto.nets import CriticEnsemble, SquashedGaussianActor, sample_squashed
+from duetto.nets.targets import polyak
+
+NAME = "sac"
+ACTION_SPACES = ("box",)
+
+
+@dataclass(frozen=True)
+class SACConfig:
+    """SAC hyperparameters. Defaults: the paper's Table 1 unless another source is named."""
+
+    learning_rate: float = hp(
+        3e-4,
+        "Adam step size of actor, critics and temperature [paper, Table 1]",
+        low=0,
+        low_open=True,
+    )
+    buffer_size: int = hp(1_000_000, "replay capacity, transitions [paper, Table 1]", low=1)
+    learning_starts: int = hp(
+        100, "env steps of uniform random actions before the first update [SB3 default]", low=0
+    )
+    batch_size: int = hp(256, "transitions per gradient step [paper, Table 1]", low=1)
+    tau: float = hp(
+        0.005,
+        "Polyak rate of the target critics per update [paper, Table 1]",
+        low=0,
+        high=1,
+        low_open=True,
+    )
+    gamma: float = hp(0.99, "discount factor [paper, Table 1]", low=0, high=1)
+    gradient_steps: int = hp(
+        1, "gradient steps per vector-env step (UTD 1 with one env) [paper, Table 1]", low=1
+    )
+    hidden: tuple = hp(
+        (256, 256), "hidden widths of actor and critics, ReLU [paper, Table 1]", low=1
+    )
+    n_critics: int = hp(2, "Q-functions in the ensemble; the target takes their min [paper]", low=1)
+    init_temperature: float = hp(1.0, "initial α [SB3 ent_coef='auto']", low=0, low_open=True)
+    target_entropy_scale: float = hp(
+        1.0, "target entropy H̄ = −scale·|A| [paper: H̄ = −dim(A)]", low=0
+    )
+    log_std_min: float = hp(-20.0, "lower clamp of the actor's log σ [softlearning, SB3]")
+    log_std_max: float = hp(2.0, "upper clamp of the actor's log σ [softlearning, SB3]")
+    matmul_dtype: str = hp(
+        "float32",
+        "precision of the network matmuls; parameters stay float32",
+        choices=("float32", "bfloat16"),
+    )
+
+
+CONFIG = SACConfig
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # RL-Zoo hyperparams/sac.yml, Pendulum-v1: 20k steps, lr 1e-3, otherwise SB3 defaults.
+    "zoo": {"learning_rate": 1e-3},
+    # Small and fast, in the spirit of RLtools' Pendulum SAC (64x64 networks, small batch).
+    "fast": {"learning_rate": 3e-3, "hidden": (64, 64), "batch_size": 128, "buffer_size": 20_000},
+}
+PRESET_STEPS = {"zoo": 20_000, "fast": 10_000}
+
+
+@flax.struct.dataclass
+class SACState:
+    actor_params: Any
+    critic_params: Any
+    target_params: Any
+    log_alpha: jnp.ndarray  # []
+    actor_opt: Any
+    critic_opt: Any
+    alpha_opt: Any
+    key: jax.Array
+    updates: jnp.ndarray  # int32 [], gradient updates done
+    config: SACConfig = flax.struct.field(pytree_node=False)
+    spec: EnvSpec = flax.struct.field(pytree_node=False)
+
+
+def _networks(config: SACConfig, spec: EnvSpec) -> tuple[SquashedGaussianActor, CriticEnsemble]:
+    dtype = jnp.dtype(config.matmul_dtype)
+    actor = SquashedGaussianActor(
+        config.hidden, spec.action_dim, config.log_std_min, config.log_std_max, dtype=dtype
+    )
+    critic = CriticEnsemble(config.hidden, n=config.n_critics, dtype=dtype)
+    return actor, critic
+
+
+def init(key: jax.Array, spec: EnvSpec, config: SACConfig) -> SACState:
+    actor, critic = _networks(config, spec)
+    k_actor, k_critic, k_state = jax.random.split(key, 3)
+    obs = jnp.zeros((1, spec.obs_dim))
+    action = jnp.zeros((1, spec.action_dim))
+    actor_params = actor.init(k_actor, obs)
+    critic_params = critic.init(k_critic, obs, action)
+    log_alpha = jnp.log(jnp.asarray(config.init_temperature, jnp.float32))
+    tx = optax.adam(config.learning_rate)
+    return SACState(
+        actor_params=actor_params,
+        critic_params=critic_params,
+        target_params=jax.tree.map(jnp.copy, critic_params),  # own buffers: states are donated
+        log_alpha=log_alpha,
+        actor_opt=tx.init(actor_params),
+        critic_opt=tx.init(critic_params),
+        alpha_opt=tx.init(log_alpha),
+        key=k_state,
+        updates=jnp.zeros((), jnp.int32),
+        config=config,
+        spec=spec,
+    )
+
+
+def act(state: SACState, obs: jnp.ndarray, key: jax.Array, deterministic: bool) -> jnp.ndarray:
+    """obs [B, obs_dim] -> action [B, act_dim] in [-1, 1]; the mean action when deterministic."""
+    actor, _ = _networks(state.config, state.spec)
+    mean, log_std = actor.apply(state.actor_params, obs)
+    if deterministic:
+        return jnp.tanh(mean)
+    return sample_squashed(key, mean, log_std)[0]
+
+
+def soft_target(
+    reward: jnp.ndarray,
+    terminated: jnp.ndarray,
+    next_q: jnp.ndarray,
+    next_log_prob: jnp.ndarray,
+    alpha: jnp.ndarray,
+    gamma: float,
+) -> jnp.ndarray:
+    """y = r + γ(1 − d)(min_j Q̄_j(s', a') − α log π(a'|s')): next_q [N, B] -> y [B]."""
+    return reward + gamma * (1.0 - terminated) * (next_q.min(axis=0) - alpha * next_log_prob)
+
+
+def critic_loss(q: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+    """Σ_i ½·E[(Q_i(s, a) − y)²]: q [N, B], y [B] -> []."""
+    return 0.5 * jnp.square(q - y).mean(axis=1).sum()
+
+
+def actor_loss(log_prob: jnp.ndarray, q: jnp.ndarray, alpha: jnp.ndarray) -> jnp.ndarray:
+    """E[α·log π(ã|s) − min_j Q_j(s, ã)]: log_prob [B], q [N, B] -> []."""
+    return jnp.mean(alpha * log_prob - q.min(axis=0))
+
+
+def temperature_loss(
+    log_alpha: jnp.ndarray, log_prob: jnp.ndarray, target_entropy: float
+) -> jnp.ndarray:
+    """E[−log α·(log π(a|s) + H̄)], minimised in log α: log_prob [B] -> []."""
+    return -log_alpha * jnp.mean(log_prob + target_entropy)
+
+
+def update(state: SACState, batch: Transition) -> tuple[SACState, dict[str, jnp.ndarray]]:
+    """One gradient step on critics, actor and temperature, then Polyak: batch [B, ...]."""
+    cfg = state.config
+    actor, critic = _networks(cfg, state.spec)
+    tx = optax.adam(cfg.learning_rate)
+    key, k_next, k_pi = jax.random.split(state.key, 3)
+    alpha = jnp.exp(state.log_alpha)
+
+    mean, log_std = actor.apply(state.actor_params, batch.next_obs)
+    next_action, next_log_prob = sample_squashed(k_next, mean, log_std)
+    next_q = critic.apply(state.target_params, batch.next_obs, next_action)
+    y = jax.lax.stop_gradient(
+        soft_target(batch.reward, batch.terminated, next_q, next_log_prob, alpha, cfg.gamma)
+    )
+
+    def critic_objective(params: Any) -> tuple[jnp.ndarray, jnp.ndarray]:
+        q = critic.apply(params, batch.obs, batch.action)
+        return critic_loss(q, y), q
+
+    (loss_q, q), grads = jax.value_and_grad(critic_objective, has_aux=True)(state.critic_params)
+    step, critic_opt = tx.update(grads, state.critic_opt)
+    critic_params = optax.apply_updates(state.critic_params, step)
+
+    def actor_objective(params: Any) -> tuple[jnp.ndarray, jnp.ndarray]:
+        mean, log_std = actor.apply(params, batch.obs)
+        action, log_prob = sample_squashed(k_pi, mean, log_std)
+        return actor_loss(log_prob, critic.apply(critic_params, batch.obs, action), alpha), log_prob
+
+    (loss_pi, log_prob), grads = jax.value_and_grad(actor_objective, has_aux=True)(
+        state.actor_params
+    )
+    step, actor_opt = tx.update(grads, state.actor_opt)
+    actor_params = optax.apply_updates(state.actor_params, step)
+
+    target_entropy = -cfg.target_entropy_scale * state.spec.action_dim
+    loss_alpha, grad = jax.value_and_grad(temperature_loss)(
+        state.log_alpha, jax.lax.stop_gradient(log_prob), target_entropy
+    )
+    step, alpha_opt = tx.update(grad, state.alpha_opt)
+    log_alpha = optax.apply_updates(state.log_alpha, step)
+
+    new_state = state.replace(
+        actor_params=actor_params,
+        critic_params=critic_params,
+        target_params=polyak(critic_params, state.target_params, cfg.tau),
+        log_alpha=log_alpha,
+        actor_opt=actor_opt,
+        critic_opt=critic_opt,
+        alpha_opt=alpha_opt,
+        key=key,
+        updates=state.updates + 1,
+    )
+    metrics = {
+        "critic_loss": loss_q,
+        "actor_loss": loss_pi,
+        "temperature_loss": loss_alpha,
+        "alpha": alpha,
+        "entropy": -log_prob.mean(),
+        "q_mean": q.mean(),
+    }
+    return new_state, metrics

@@ -1,0 +1,272 @@
+"""The command line: `duetto train|eval|plot|list`.
+
+Hyperparameter flags are derived from the algorithm's config dataclass: each field becomes
+`--field-name` with its default, meaning and valid range in `--help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from duetto.errors import DuettoError, did_you_mean
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad input as one DuettoError line instead of a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        raise DuettoError(f"{message}. See '{self.prog} --help'.")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _train_parser(algo_name: str | None) -> tuple[_Parser, list[str]]:
+    from duetto.algorithms import get_algorithm
+    from duetto.config import describe_range
+
+    prog = f"duetto train {algo_name}" if algo_name else "duetto train"
+    p = _Parser(prog=prog, description="Train an agent and write a run directory.")
+    if algo_name is not None:
+        p.add_argument("algo", help="algorithm (see 'duetto list')")
+    p.add_argument("--env", help="Gymnasium environment id, e.g. Pendulum-v1")
+    p.add_argument(
+        "--steps",
+        type=int,
+        help="env steps to train (with --resume: steps to add); "
+        "default: the preset's budget, else 20000",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="the one integer that determines the run (default 0)"
+    )
+    p.add_argument(
+        "--n-envs", type=int, default=1, help="sub-envs of the training vector env (default 1)"
+    )
+    p.add_argument("--preset", help="named hyperparameter set (see 'duetto list')")
+    p.add_argument("--out", help="run directory (default runs/<algo>-<env>-s<seed>-<time>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    p.add_argument(
+        "--eval-every", type=int, help="env steps between evaluations (default: a tenth of --steps)"
+    )
+    p.add_argument(
+        "--eval-episodes", type=int, default=10, help="episodes per evaluation (default 10)"
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        help="env steps between checkpoints (one is always written at the end)",
+    )
+    p.add_argument(
+        "--stop-at-return", type=float, help="stop once an evaluation's mean return reaches this"
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar (default: when the output is a terminal)",
+    )
+    hp_names: list[str] = []
+    if algo_name is not None:
+        algo = get_algorithm(algo_name)
+        group = p.add_argument_group(f"{algo.NAME} hyperparameters")
+        for field in dataclasses.fields(algo.CONFIG):
+            default = field.default
+            shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+            extra = describe_range(field)
+            group.add_argument(
+                _flag(field.name),
+                dest=f"hp_{field.name}",
+                default=None,
+                metavar=type(default).__name__.upper(),
+                help=f"{field.metadata['doc']}{'; ' + extra if extra else ''} (default: {shown})",
+            )
+            hp_names.append(field.name)
+    return p, hp_names
+
+
+def _reject_unknown(extra: list[str], parser: _Parser) -> None:
+    if not extra:
+        return
+    known = [s for a in parser._actions for s in a.option_strings]
+    bad = extra[0].split("=")[0]
+    if bad.startswith("-"):
+        raise DuettoError(
+            f"unknown option '{bad}' for {parser.prog}.{did_you_mean(bad, known)} "
+            f"See '{parser.prog} --help' for every hyperparameter."
+        )
+    raise DuettoError(f"unexpected argument '{bad}' for {parser.prog}.")
+
+
+def cmd_train(argv: list[str]) -> int:
+    import duetto
+    from duetto.algorithms import PRESET_BUDGET, get_algorithm
+
+    algo_name = argv[0] if argv and not argv[0].startswith("-") else None
+    if algo_name is not None:
+        get_algorithm(algo_name)
+    parser, hp_names = _train_parser(algo_name)
+    args, extra = parser.parse_known_args(argv)
+    _reject_unknown(extra, parser)
+    progress = sys.stdout.isatty() if args.progress is None else args.progress
+
+    if args.resume:
+        if algo_name is not None or args.env or args.preset or args.out:
+            raise DuettoError(
+                "--resume continues a run as it was configured; give only "
+                "--resume RUN_DIR and --steps (and evaluation options)."
+            )
+        if args.steps is None:
+            raise DuettoError("--resume needs --steps: the number of env steps to add.")
+        agent = duetto.load(args.resume)
+    else:
+        if algo_name is None:
+            raise DuettoError(
+                "give an algorithm, e.g. 'duetto train sac --env Pendulum-v1' "
+                "(see 'duetto list'), or --resume RUN_DIR."
+            )
+        if not args.env:
+            raise DuettoError(
+                f"give an environment with --env, e.g. 'duetto train {algo_name} "
+                "--env Pendulum-v1'."
+            )
+        hps = {
+            n: getattr(args, f"hp_{n}") for n in hp_names if getattr(args, f"hp_{n}") is not None
+        }
+        cls = duetto.agent.AGENTS[get_algorithm(algo_name).NAME]
+        agent = cls(
+            args.env,
+            seed=args.seed,
+            preset=args.preset,
+            n_envs=args.n_envs,
+            run_dir=args.out,
+            **hps,
+        )
+    steps = args.steps or PRESET_BUDGET(agent.algorithm, agent.preset)
+    if steps < 1:
+        raise DuettoError(f"--steps must be a positive number of env steps, got {steps}.")
+    agent.learn(
+        steps,
+        eval_every=args.eval_every,
+        eval_episodes=args.eval_episodes,
+        checkpoint_every=args.checkpoint_every,
+        stop_at_return=args.stop_at_return,
+        progress=progress,
+    )
+    ev = agent._last_eval or {}
+    print(
+        f"{agent.algorithm.NAME} on {agent.env_id}, seed {agent.seed}: {agent.env_steps} env "
+        f"steps in {agent._train_wall:.1f} s of training"
+    )
+    print(
+        f"evaluation ({len(ev.get('returns', []))} episodes, deterministic): "
+        f"return {ev.get('return_mean', float('nan')):.1f} ± {ev.get('return_std', 0.0):.1f}"
+    )
+    print(f"run directory: {agent.run_dir}")
+    print(f"learning curve: {agent.run_dir / 'curve.png'}")
+    return 0
+
+
+def cmd_eval(argv: list[str]) -> int:
+    import duetto
+
+    p = _Parser(prog="duetto eval", description="Evaluate a trained run deterministically.")
+    p.add_argument("run", help="run directory or checkpoint file")
+    p.add_argument("--episodes", type=int, default=10, help="episodes to run (default 10)")
+    p.add_argument("--seed", type=int, help="seed of the first evaluation episode")
+    args = p.parse_args(argv)
+    agent = duetto.load(args.run)
+    result = agent.evaluate(args.episodes, seed=args.seed)
+    print(
+        f"{agent.algorithm.NAME} on {agent.env_id} after {agent.env_steps} env steps: "
+        f"return {result['return_mean']:.1f} ± {result['return_std']:.1f} over "
+        f"{args.episodes} episodes (mean length {result['length_mean']:.0f})"
+    )
+    return 0
+
+
+def cmd_plot(argv: list[str]) -> int:
+    from duetto.analysis.curves import plot_learning_curve
+
+    p = _Parser(prog="duetto plot", description="Draw learning curves of run directories.")
+    p.add_argument("runs", nargs="+", help="run directories")
+    p.add_argument("--out", default="curve.png", help="picture to write (default curve.png)")
+    p.add_argument(
+        "--x",
+        choices=("step", "train_wall"),
+        default="step",
+        help="x axis: env steps or training wall time",
+    )
+    args = p.parse_args(argv)
+    for run in args.runs:
+        if not (Path(run) / "config.json").exists():
+            raise DuettoError(f"'{run}' is not a duetto run directory (no config.json).")
+    out = Path(args.out)
+    if out.exists() and out.suffix.lower() != ".png":
+        raise DuettoError(f"'{out}' exists and is not a PNG; not overwriting it.")
+    print(plot_learning_curve([Path(r) for r in args.runs], out, x=args.x))
+    return 0
+
+
+def cmd_list(argv: list[str]) -> int:
+    import gymnasium as gym
+
+    from duetto.algorithms import ALGORITHMS, PRESET_BUDGET
+
+    _Parser(prog="duetto list", description="List algorithms, presets and envs.").parse_args(argv)
+    print("algorithms:")
+    for name, algo in sorted(ALGORITHMS.items()):
+        print(f"  {name:8s} actions: {', '.join(algo.ACTION_SPACES)}")
+        for preset, values in algo.PRESETS.items():
+            shown = ", ".join(f"{k}={v}" for k, v in values.items())
+            print(f"    preset {preset:6s} {PRESET_BUDGET(algo, preset):>7} steps  {shown}")
+    print("environments (Gymnasium ids):")
+    ids = sorted(k for k in gym.registry if "/" not in k)
+    line = "  "
+    for env_id in ids:
+        if len(line) + len(env_id) > 96:
+            print(line)
+            line = "  "
+        line += env_id + "  "
+    print(line)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "list": cmd_list}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(
+            "usage: duetto {train,eval,plot,list} ...\n\n"
+            "  train ALGO --env ID   train an agent (duetto train sac --help)\n"
+            "  train --resume DIR    continue a run exactly\n"
+            "  eval RUN_DIR          evaluate a trained run\n"
+            "  plot RUN_DIR...       draw learning curves\n"
+            "  list                  algorithms, presets, environments"
+        )
+        return 0 if argv else 2
+    try:
+        if argv[0] not in COMMANDS:
+            raise DuettoError(
+                f"unknown command '{argv[0]}'.{did_you_mean(argv[0], COMMANDS)} "
+                f"Commands: {', '.join(COMMANDS)}."
+            )
+        return COMMANDS[argv[0]](argv[1:])
+    except DuettoError as e:
+        print(f"duetto: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        print("duetto: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry() -> Any:
+    sys.exit(main())

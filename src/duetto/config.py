@@ -1,0 +1,126 @@
+"""Hyperparameter dataclasses: defaults with their sources, ranges, and validation.
+
+An algorithm's config is a frozen dataclass whose fields are declared with `hp(...)`: the default,
+a one-line meaning (with units and the source of the default), and the valid range. The CLI
+derives its flags from these fields, and `build_config` checks user input against them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from duetto.errors import DuettoError, did_you_mean
+
+
+def hp(
+    default: Any,
+    doc: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    choices: tuple[Any, ...] | None = None,
+) -> Any:
+    """A hyperparameter field: `low`/`high` bound it (inclusive unless `low_open`)."""
+    meta = {"doc": doc, "low": low, "high": high, "low_open": low_open, "choices": choices}
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def describe_range(field: dataclasses.Field) -> str:
+    m = field.metadata
+    if m.get("choices"):
+        return "one of " + ", ".join(repr(c) for c in m["choices"])
+    lo, hi = m.get("low"), m.get("high")
+    if lo is None and hi is None:
+        return ""
+    left = "(" if m.get("low_open") else "["
+    lo_s = "-inf" if lo is None else f"{lo:g}"
+    hi_s = "inf" if hi is None else f"{hi:g}"
+    return f"in {left}{lo_s}, {hi_s}]"
+
+
+def _coerce(field: dataclasses.Field, value: Any, algo: str) -> Any:
+    """Convert `value` to the field's type (CLI strings included), or raise a clear error."""
+    kind = type(field.default)
+    name = field.name
+    original = value
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError
+            return bool(value)
+        if kind is int:
+            if isinstance(value, str):
+                value = float(value)
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if kind is float:
+            return float(value)
+        if kind is tuple:
+            if isinstance(value, str):
+                value = [v for v in value.replace(",", " ").split() if v]
+            return tuple(int(v) for v in value)
+        if kind is str:
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    else:
+        return value
+    expected = {
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        tuple: "a list of integers such as 256,256",
+        str: "a string",
+    }.get(kind, str(kind))
+    raise DuettoError(f"{algo}: hyperparameter '{name}' must be {expected}, got {original!r}.")
+
+
+def validate_field(field: dataclasses.Field, value: Any, algo: str) -> None:
+    m = field.metadata
+    name = field.name
+    if m.get("choices") and value not in m["choices"]:
+        raise DuettoError(
+            f"{algo}: hyperparameter '{name}' is {value!r}; it must be {describe_range(field)}."
+        )
+    values = value if isinstance(value, tuple) else (value,)
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            continue
+        lo, hi = m.get("low"), m.get("high")
+        bad = math.isnan(v)
+        bad |= lo is not None and (v <= lo if m.get("low_open") else v < lo)
+        bad |= hi is not None and v > hi
+        if bad:
+            raise DuettoError(
+                f"{algo}: hyperparameter '{name}' is {value!r}; it must be {describe_range(field)}."
+            )
+
+
+def build_config(cls: type, algo: str, preset: dict[str, Any], overrides: dict[str, Any]) -> Any:
+    """The config `cls(**preset, **overrides)`, with unknown keys and bad values rejected."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for source in (preset, overrides):
+        for key, value in source.items():
+            if key not in fields:
+                raise DuettoError(
+                    f"{algo}: unknown hyperparameter '{key}'.{did_you_mean(key, fields)} "
+                    f"Run 'duetto train {algo} --help' for the list."
+                )
+            values[key] = _coerce(fields[key], value, algo)
+    config = cls(**values)
+    for f in fields.values():
+        validate_field(f, getattr(config, f.name), algo)
+    return config
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}

@@ -1,0 +1,66 @@
+"""A ring-buffer replay memory as preallocated device arrays (part of the loop state pytree).
+
+Adding and sampling are pure functions that run inside compiled programs; no per-sample Python.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class Transition(NamedTuple):
+    """One batch of transitions: obs [B, obs_dim], action [B, act_dim] in [-1, 1], reward [B],
+    next_obs [B, obs_dim] (the true final observation at an episode end), terminated [B]
+    (1.0 only for a true termination; time-limit truncation is 0.0 and keeps bootstrapping)."""
+
+    obs: jnp.ndarray
+    action: jnp.ndarray
+    reward: jnp.ndarray
+    next_obs: jnp.ndarray
+    terminated: jnp.ndarray
+
+
+class Replay(NamedTuple):
+    data: Transition  # every field with a leading [capacity] axis
+    ptr: jnp.ndarray  # int32 [], next row to write
+    size: jnp.ndarray  # int32 [], rows filled so far (≤ capacity)
+
+    @property
+    def capacity(self) -> int:
+        return self.data.reward.shape[0]
+
+
+def replay_init(capacity: int, obs_dim: int, act_dim: int) -> Replay:
+    f32 = jnp.float32
+    data = Transition(
+        obs=jnp.zeros((capacity, obs_dim), f32),
+        action=jnp.zeros((capacity, act_dim), f32),
+        reward=jnp.zeros((capacity,), f32),
+        next_obs=jnp.zeros((capacity, obs_dim), f32),
+        terminated=jnp.zeros((capacity,), f32),
+    )
+    return Replay(data=data, ptr=jnp.zeros((), jnp.int32), size=jnp.zeros((), jnp.int32))
+
+
+def replay_add(replay: Replay, batch: Transition) -> Replay:
+    """Write a batch of n rows at ptr, wrapping around the end: [n, ...] rows."""
+    n = batch.reward.shape[0]
+    capacity = replay.capacity
+    rows = (replay.ptr + jnp.arange(n)) % capacity
+    data = jax.tree.map(
+        lambda store, new: store.at[rows].set(new.astype(store.dtype)), replay.data, batch
+    )
+    return Replay(
+        data=data,
+        ptr=(replay.ptr + n) % capacity,
+        size=jnp.minimum(replay.size + n, capacity),
+    )
+
+
+def replay_sample(replay: Replay, key: jax.Array, batch_size: int) -> Transition:
+    """Uniform sample with replacement from the filled rows: [batch_size, ...]."""
+    rows = jax.random.randint(key, (batch_size,), 0, jnp.maximum(replay.size, 1))
+    return jax.tree.map(lambda store: store[rows], replay.data)

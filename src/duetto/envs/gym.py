@@ -1,0 +1,133 @@
+"""Gymnasium adapter: build vector envs, check spaces, rescale actions, read autoreset steps.
+
+Vector envs run in Gymnasium 1.x's SAME_STEP autoreset mode: when a sub-env's episode ends, the
+step returns the first observation of the next episode and puts the true final observation in
+`info["final_obs"]`. So every step is a real transition, and the final observation (needed to
+bootstrap a truncated episode) is at hand in the same step.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import gymnasium as gym
+import numpy as np
+
+from duetto.envs.spec import EnvSpec
+from duetto.errors import DuettoError, did_you_mean
+
+EnvLike = str | gym.Env
+
+
+def env_name(env: EnvLike) -> str:
+    if isinstance(env, str):
+        return env
+    spec = getattr(env, "spec", None)
+    return spec.id if spec is not None else type(env.unwrapped).__name__
+
+
+def check_env_id(env_id: str) -> None:
+    if env_id.startswith("gymnax:"):
+        raise DuettoError(
+            f"'{env_id}' is a JAX-native (gymnax) environment; the host loop runs Gymnasium ids "
+            f"such as '{env_id.removeprefix('gymnax:')}'."
+        )
+    if env_id not in gym.registry:
+        raise DuettoError(
+            f"unknown environment '{env_id}'.{did_you_mean(env_id, gym.registry)} "
+            "Run 'duetto list' for the environments that are installed."
+        )
+
+
+def _env_factory(env: EnvLike) -> Callable[[], gym.Env]:
+    if isinstance(env, str):
+        check_env_id(env)
+        return lambda: gym.make(env)
+    if not isinstance(env, gym.Env):
+        raise DuettoError(
+            f"env must be a Gymnasium id such as 'Pendulum-v1' or a gymnasium.Env, "
+            f"got {type(env).__name__}."
+        )
+    return lambda: copy.deepcopy(env)
+
+
+def make_vector_env(env: EnvLike, n_envs: int) -> gym.vector.SyncVectorEnv:
+    """n_envs copies of `env` (an id, or an instance that is deep-copied) in SAME_STEP mode."""
+    if n_envs < 1:
+        raise DuettoError(f"n_envs must be at least 1, got {n_envs}.")
+    factory = _env_factory(env)
+    return gym.vector.SyncVectorEnv(
+        [factory] * n_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+    )
+
+
+def wrap_vector_env(envs: list[gym.Env]) -> gym.vector.SyncVectorEnv:
+    """A vector env over existing sub-envs (restored from a checkpoint), in SAME_STEP mode."""
+    return gym.vector.SyncVectorEnv(
+        [(lambda e=e: e) for e in envs], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+    )
+
+
+def box_bounds(space: gym.spaces.Box) -> tuple[np.ndarray, np.ndarray]:
+    return space.low.astype(np.float64).ravel(), space.high.astype(np.float64).ravel()
+
+
+def env_spec(vec: gym.vector.VectorEnv, algo: str, action_spaces: tuple[str, ...]) -> EnvSpec:
+    """Check the spaces against what `algo` serves and describe them."""
+    obs_space = vec.single_observation_space
+    act_space = vec.single_action_space
+    if not isinstance(obs_space, gym.spaces.Box):
+        raise DuettoError(
+            f"{algo} needs a Box (vector) observation space; this env has "
+            f"{type(obs_space).__name__}. Flatten it with gymnasium.wrappers.FlattenObservation."
+        )
+    obs_dim = int(np.prod(obs_space.shape))
+    if isinstance(act_space, gym.spaces.Box):
+        if "box" not in action_spaces:
+            raise DuettoError(f"{algo} cannot handle a continuous (Box) action space.")
+        low, high = box_bounds(act_space)
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+            raise DuettoError(
+                f"{algo} needs finite action bounds; this env's are low={act_space.low}, "
+                f"high={act_space.high}. Wrap it with gymnasium.wrappers.ClipAction or "
+                "RescaleAction."
+            )
+        return EnvSpec(obs_dim=obs_dim, action_dim=low.size)
+    if isinstance(act_space, gym.spaces.Discrete):
+        if "discrete" not in action_spaces:
+            raise DuettoError(
+                f"{algo} needs a continuous (Box) action space; this env's action space is "
+                f"{act_space}. Use an algorithm for Discrete actions (see 'duetto list'), or a "
+                "continuous env such as Pendulum-v1."
+            )
+        return EnvSpec(obs_dim=obs_dim, action_dim=int(act_space.n), discrete=True)
+    raise DuettoError(
+        f"{algo} cannot handle the action space {act_space}; it serves: {', '.join(action_spaces)}."
+    )
+
+
+def to_env_action(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """[-1, 1] -> [low, high], elementwise: action [n, act_dim]."""
+    return low + 0.5 * (np.clip(action, -1.0, 1.0) + 1.0) * (high - low)
+
+
+def final_observations(obs: np.ndarray, done: np.ndarray, info: dict) -> np.ndarray:
+    """The observation each sub-env reached in this step: the true final one where an episode
+    ended (SAME_STEP autoreset already put the next episode's first observation in `obs`)."""
+    if not done.any():
+        return obs
+    next_obs = obs.copy()
+    for i in np.flatnonzero(done):
+        next_obs[i] = info["final_obs"][i]
+    return next_obs
+
+
+def check_finite(step: int, **arrays: np.ndarray) -> None:
+    for name, value in arrays.items():
+        if not np.all(np.isfinite(value)):
+            raise DuettoError(
+                f"the environment returned a non-finite {name} ({value.ravel()[:8]}) at env "
+                f"step {step}. Check the env (or wrap it to clip or replace NaN) and start again.",
+                exit_code=1,
+            )
