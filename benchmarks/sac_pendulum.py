@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -63,17 +64,43 @@ ZOO_HPARAMS: dict[str, Any] = {
     "ent_coef": "auto_1.0",
     "policy_kwargs": {"net_arch": [256, 256]},  # ReLU is the default activation in both
 }
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "sac_pendulum.json"
 
 
 # --------------------------------------------------------------------------- helpers
-def steal_jiffies() -> int:
-    """Hypervisor steal time summed over CPUs (/proc/stat); a noise indicator."""
-    try:
-        with open("/proc/stat") as f:
-            return int(f.readline().split()[8])
-    except (OSError, IndexError, ValueError):
-        return -1
+def cpu_jiffies(cpus: list[int]) -> tuple[int, int]:
+    """(busy, steal) jiffies summed over ``cpus``, from /proc/stat."""
+    busy = steal = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *fields = line.split()
+            if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+                user, nice, system, _idle, _iowait, irq, softirq, st = map(int, fields[:8])
+                busy += user + nice + system + irq + softirq
+                steal += st
+    return busy, steal
+
+
+def parse_cpus(spec: str) -> list[int]:
+    """'0,1' or '0-3' -> list of CPU ids."""
+    out: list[int] = []
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def wait_until_quiet(cpus: list[int], max_wait_s: float, busy_limit: float = 0.10) -> float:
+    """Wait until the pinned CPUs are at most ``busy_limit`` busy over 1 s; returns s waited."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < max_wait_s:
+        b0, _ = cpu_jiffies(cpus)
+        time.sleep(1.0)
+        b1, _ = cpu_jiffies(cpus)
+        if (b1 - b0) / CLK_TCK / len(cpus) <= busy_limit:
+            break
+    return time.perf_counter() - t0
 
 
 def steady_ms_per_step(points: list[tuple[int, float]], start_step: int) -> float | None:
@@ -258,6 +285,13 @@ def worker_main(lib: str, seed: int, args: argparse.Namespace) -> None:
 
 # --------------------------------------------------------------------------- driver
 def run_one(lib: str, seed: int, args: argparse.Namespace) -> dict:
+    """One (lib, seed) run in a fresh pinned process.
+
+    Records how much CPU time other processes used on the pinned CPUs meanwhile
+    (``foreign_cpu_share``: 0 = the run had the cores to itself, 1 = another process
+    kept every core fully busy).
+    """
+    cpus = parse_cpus(args.cpus)
     with tempfile.TemporaryDirectory() as tmp:
         result_file = Path(tmp) / "result.json"
         cmd = [
@@ -277,15 +311,42 @@ def run_one(lib: str, seed: int, args: argparse.Namespace) -> dict:
             "--eval-episodes",
             str(args.eval_episodes),
         ]
-        steal0, t0 = steal_jiffies(), time.perf_counter()
+        waited = wait_until_quiet(cpus, args.quiet_wait)
+        usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        (busy0, steal0), t0 = cpu_jiffies(cpus), time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        busy1, steal1 = cpu_jiffies(cpus)
+        usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         if proc.returncode != 0 or not result_file.exists():
             sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-6000:])
             raise RuntimeError(f"worker {lib}:{seed} failed (exit {proc.returncode})")
         result = json.loads(result_file.read_text())
-    result["process_wall_s"] = time.perf_counter() - t0
-    result["steal_jiffies"] = steal_jiffies() - steal0
+    own_cpu_s = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
+    foreign_cpu_s = max(0.0, (busy1 - busy0) / CLK_TCK - own_cpu_s)
+    result.update(
+        process_wall_s=wall,
+        waited_for_quiet_s=waited,
+        own_cpu_s=own_cpu_s,
+        foreign_cpu_share=foreign_cpu_s / (wall * len(cpus)),
+        steal_share=(steal1 - steal0) / CLK_TCK / (wall * len(cpus)),
+    )
     return result
+
+
+def run_clean(lib: str, seed: int, args: argparse.Namespace, discarded: list[dict]) -> dict:
+    """``run_one``, repeated (up to --retries times) while other processes disturbed it."""
+    for attempt in range(args.retries + 1):
+        r = run_one(lib, seed, args)
+        if r["foreign_cpu_share"] <= args.max_foreign or attempt == args.retries:
+            return r
+        print(
+            f"  {lib} seed={seed}: other processes used {r['foreign_cpu_share']:.0%} of the "
+            f"pinned CPUs ({r['steps_per_s']:.0f} steps/s); discarded, retrying",
+            flush=True,
+        )
+        discarded.append({k: v for k, v in r.items() if k != "evals"})
+    raise AssertionError("unreachable")
 
 
 def med_range(values: list[float | None]) -> dict[str, float] | None:
@@ -307,6 +368,8 @@ SUMMARY_KEYS = (
     "setup_s",
     "import_s",
     "eval_s",
+    "foreign_cpu_share",
+    "steal_share",
 )
 
 
@@ -369,6 +432,12 @@ def markdown_table(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         ("model construction s (not in any wall)", "setup_s", ".2f", 1.0),
         ("imports s (not in any wall)", "import_s", ".2f", 1.0),
         ("evaluation s in total (excluded)", "eval_s", ".2f", 1.0),
+        (
+            "CPU share taken by other processes during the run (noise)",
+            "foreign_cpu_share",
+            ".3f",
+            1.0,
+        ),
     ]
     lines = [header, "|---|" + "---|" * len(libs)]
     for title, key, spec, scale in rows:
@@ -431,6 +500,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="JSON output; the markdown table goes next to it as .md",
     )
     p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=300.0,
+        help="before each run, wait up to this many s for the CPUs to be idle",
+    )
+    p.add_argument(
+        "--max-foreign",
+        type=float,
+        default=0.05,
+        help="rerun a run if other processes used more than this share of its CPUs",
+    )
+    p.add_argument("--retries", type=int, default=2, help="reruns allowed per (lib, seed)")
+    p.add_argument(
         "--merge",
         type=Path,
         default=None,
@@ -455,9 +537,10 @@ def main(argv: list[str] | None = None) -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
 
     runs: list[dict] = []
+    discarded: list[dict] = []
     for lib in libs:
         for seed in seeds:
-            r = run_one(lib, seed, args)
+            r = run_clean(lib, seed, args, discarded)
             runs.append(r)
             curve = " ".join(f"{e['step']}:{e['return_mean']:.0f}" for e in r["evals"])
             upd = f"{r['update_ms_median']:.2f} ms" if r["update_ms_median"] else "n/a"
@@ -480,6 +563,7 @@ def main(argv: list[str] | None = None) -> None:
         "hyperparameters": ZOO_HPARAMS,
         "threshold": THRESHOLD,
         "steady_from": STEADY_FROM,
+        "max_foreign_cpu_share": args.max_foreign,
         "machine": machine_info(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "command": " ".join(["python", "benchmarks/sac_pendulum.py", *sys.argv[1:]]),
@@ -492,7 +576,11 @@ def main(argv: list[str] | None = None) -> None:
 
     summary = summarize(runs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": meta, "summary": summary, "runs": runs}, indent=1))
+    args.out.write_text(
+        json.dumps(
+            {"meta": meta, "summary": summary, "runs": runs, "discarded_runs": discarded}, indent=1
+        )
+    )
     table = markdown_table(summary, meta)
     args.out.with_suffix(".md").write_text(table)
     print(table)

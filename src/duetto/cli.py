@@ -122,6 +122,8 @@ def cmd_train(argv: list[str]) -> int:
             )
         if args.steps is None:
             raise DuettoError("--resume needs --steps: the number of env steps to add.")
+        if not Path(args.resume).is_dir():
+            raise DuettoError(f"no run directory at '{args.resume}' to resume.")
         agent = duetto.load(args.resume)
     else:
         if algo_name is None:

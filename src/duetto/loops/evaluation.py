@@ -28,7 +28,7 @@ def evaluate_policy(
     while running.any():
         action = to_env_action(policy(np.asarray(obs, np.float32).reshape(n, -1)), low, high)
         obs, reward, terminated, truncated, _ = vec.step(action.reshape((n, *shape)))
-        check_finite(int(lengths.max()), reward=reward)
+        check_finite(int(lengths.max()), observation=obs, reward=reward)
         returns += np.where(running, reward, 0.0)
         lengths += running
         running &= ~(terminated | truncated)

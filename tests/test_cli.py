@@ -1,0 +1,99 @@
+"""The command line end to end, including bad input: one message, non-zero exit, disk intact."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ENV = {**os.environ, "DUETTO_COMPILATION_CACHE": "0"}
+SMALL = ["--hidden", "32,32", "--batch-size", "32", "--learning-starts", "64",
+         "--buffer-size", "1000"]
+
+
+def duetto(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "duetto", *map(str, args)], capture_output=True,
+                          text=True, env=ENV, cwd=cwd)
+
+
+def _ckpt_arrays(path):
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path) as z, np.load(io.BytesIO(z.read("state.npz"))) as npz:
+        return [npz[f"arr_{i}"] for i in range(len(npz.files))]
+
+
+def test_train_eval_resume_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    r = duetto("train", "sac", "--env", "Pendulum-v1", "--steps", 300, "--seed", 3,
+               "--eval-every", 150, "--eval-episodes", 2, "--out", out, *SMALL)
+    assert r.returncode == 0, r.stderr
+    assert "evaluation (2 episodes" in r.stdout and str(out) in r.stdout
+    for name in ("config.json", "metrics.jsonl", "eval.json", "curve.png",
+                 "checkpoints/step-0000000300.ckpt"):
+        assert (out / name).exists(), name
+    assert list((out / "tb").iterdir())
+    config = json.loads((out / "config.json").read_text())
+    assert config["hyperparameters"]["hidden"] == [32, 32] and config["seed"] == 3
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "eval"] == [150, 300]
+    assert all("train_wall" in r for r in rows)
+
+    r = duetto("train", "--resume", out, "--steps", 300, "--eval-every", 150)
+    assert r.returncode == 0, r.stderr
+    assert (out / "checkpoints/step-0000000600.ckpt").exists()
+
+    straight = tmp_path / "straight"
+    r = duetto("train", "sac", "--env", "Pendulum-v1", "--steps", 600, "--seed", 3,
+               "--out", straight, *SMALL)
+    assert r.returncode == 0, r.stderr
+    for a, b in zip(_ckpt_arrays(out / "checkpoints/step-0000000600.ckpt"),
+                    _ckpt_arrays(straight / "checkpoints/step-0000000600.ckpt"), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    r = duetto("eval", out, "--episodes", 3)
+    assert r.returncode == 0, r.stderr
+    assert "after 600 env steps" in r.stdout and "over 3 episodes" in r.stdout
+
+    r = duetto("plot", out, straight, "--out", tmp_path / "both.png")
+    assert r.returncode == 0 and (tmp_path / "both.png").stat().st_size > 1000
+
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    r = duetto("train", "sac", "--env", "Pendulum-v1", "--out", out)
+    assert r.returncode == 2 and "already exists" in r.stderr
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+
+
+def test_list_and_help():
+    r = duetto("list")
+    assert r.returncode == 0 and "sac" in r.stdout and "zoo" in r.stdout
+    assert "Pendulum-v1" in r.stdout
+    r = duetto("train", "sac", "--help")
+    assert r.returncode == 0
+    for flag in ("--learning-rate", "--tau", "--gamma", "--batch-size", "--hidden"):
+        assert flag in r.stdout
+    assert "default: 0.005" in r.stdout and "paper" in r.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "sac", "--env", "CartPole-v1"], "needs a continuous (Box) action space"),
+    (["train", "sac", "--env", "Pendulum-v9"], "unknown environment 'Pendulum-v9'"),
+    (["train", "sacc", "--env", "Pendulum-v1"], "Did you mean 'sac'?"),
+    (["train", "sac", "--env", "Pendulum-v1", "--lr", "1e-3"], "unknown option '--lr'"),
+    (["train", "sac", "--env", "Pendulum-v1", "--gamma", "2"], "'gamma' is 2.0; it must be in"),
+    (["train", "sac", "--env", "Pendulum-v1", "--preset", "fats"], "Did you mean 'fast'?"),
+    (["train", "sac"], "give an environment with --env"),
+    (["train", "--resume", "/nonexistent/run", "--steps", "10"], "no run directory"),
+    (["eval", "/nonexistent/run"], "no checkpoint at"),
+    (["fly"], "unknown command 'fly'"),
+])
+def test_bad_input_gets_one_clear_line_and_nonzero_exit(args, message):
+    r = duetto(*args)
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert message in lines[0]
+    assert "Traceback" not in r.stderr
