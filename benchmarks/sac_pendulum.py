@@ -39,6 +39,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -254,6 +255,7 @@ def run_duetto(seed: int, steps: int, eval_every: int, eval_episodes: int) -> di
         (int(r["step"]), float(r["train_wall"])) for r in rows if r.get("kind") in ("train", "eval")
     ]
     env_steps, train_wall_s = max(timed)  # the row with the most env steps
+    shutil.rmtree(run_dir.parent)
     return {
         "lib_version": getattr(duetto, "__version__", "unknown"),
         "backend": {"jax": jax.__version__, "devices": [str(d) for d in jax.devices()]},
@@ -268,7 +270,6 @@ def run_duetto(seed: int, steps: int, eval_every: int, eval_episodes: int) -> di
             [(e["step"], e["train_wall_s"]) for e in evals], STEADY_FROM
         ),
         "update_ms_median": None,  # not separable from outside; see steady_ms_per_step
-        "run_dir": str(run_dir),
         "evals": evals,
         **threshold_metrics(evals),
     }

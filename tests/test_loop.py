@@ -78,8 +78,8 @@ def test_each_program_compiles_once_per_run(tiny):
     agent.learn(100, eval_every=50, eval_episodes=2)
     agent.predict(np.zeros(3))
     agent.predict(np.zeros((5, 3)))  # another batch size is another program, once
-    assert agent.loop.start._cache_size() == 1
-    assert agent.loop.step._cache_size() == 1
+    for program in agent.loop.programs:
+        assert program._cache_size() == 1
     assert agent._policy._cache_size() == 3  # evaluation batch 2, predict batches 1 and 5
 
 

@@ -1,8 +1,9 @@
 """The off-policy host loop: Gymnasium vector envs in Python, everything else compiled.
 
-Each vector-env step makes one compiled call, `step`, which stores the transition in the
-device-resident replay, runs `gradient_steps` updates (a `lax.scan` of sample + update) once the
-replay holds `learning_starts` transitions, and chooses the next action. The host only moves
+Each vector-env step makes one compiled call: `collect` until `learning_starts` env steps
+(store the transition in the device-resident replay, choose a uniform random action), then
+`train` (store, run `gradient_steps` updates as a `lax.scan` of sample + update, choose the next
+action with the policy). The host only moves
 observations in and actions out. Training metrics are summed on the device and read every
 `log_every` steps.
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax
 import gymnasium as gym
@@ -65,71 +66,74 @@ def _metric_shapes(algo: ModuleType, algo_state: Any, replay: Replay, batch_size
     return jax.eval_shape(algo.update, algo_state, batch)[1]
 
 
-def make_programs(algo: ModuleType, config: Any, n_envs: int) -> tuple[Callable, Callable]:
-    """The two compiled programs of a run: `start(state, obs)` picks the first action;
-    `step(state, reward, next_obs, terminated, obs)` stores, updates and picks the next one.
+class Programs(NamedTuple):
+    """The compiled programs of a run; each compiles once.
+
+    start(state, obs): choose the first action.
+    collect(state, reward, next_obs, terminated, obs): store the transition, choose a uniform
+        random action (before `learning_starts`).
+    train(state, reward, next_obs, terminated, obs): store the transition, run `gradient_steps`
+        updates, choose the next action with the policy.
 
     reward, terminated: [n_envs]; next_obs: the observation each sub-env reached (the true final
     one at an episode end); obs: the observation the next action is for (after autoreset).
     """
-    warmup = max(config.learning_starts, 1)
 
-    def choose(
-        ls: OffPolicyState,
-        algo_state: Any,
-        obs: jnp.ndarray,
-        env_steps: jnp.ndarray,
-        key: jax.Array,
-    ) -> jnp.ndarray:
-        k_act, k_random = jax.random.split(key)
-        policy = algo.act(algo_state, obs, k_act, False)
-        uniform = jax.random.uniform(k_random, policy.shape, minval=-1.0, maxval=1.0)
-        return jnp.where(env_steps < config.learning_starts, uniform, policy)
+    start: Callable
+    collect: Callable
+    train: Callable
+
+
+def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
+    def uniform(key: jax.Array, ls: OffPolicyState) -> jnp.ndarray:
+        return jax.random.uniform(key, ls.last_action.shape, minval=-1.0, maxval=1.0)
 
     def start(ls: OffPolicyState, obs: jnp.ndarray) -> OffPolicyState:
-        key, k_choose = jax.random.split(ls.key)
-        action = choose(ls, ls.algo, obs, ls.env_steps, k_choose)
+        key, k_act = jax.random.split(ls.key)
+        if config.learning_starts > 0:
+            action = uniform(k_act, ls)
+        else:
+            action = algo.act(ls.algo, obs, k_act, False)
         return ls.replace(key=key, last_obs=obs, last_action=action)
 
-    def step(
-        ls: OffPolicyState,
-        reward: jnp.ndarray,
-        next_obs: jnp.ndarray,
-        terminated: jnp.ndarray,
-        obs: jnp.ndarray,
-    ) -> OffPolicyState:
-        replay = replay_add(
-            ls.replay, Transition(ls.last_obs, ls.last_action, reward, next_obs, terminated)
+    def store(ls: OffPolicyState, reward: jnp.ndarray, next_obs: jnp.ndarray,
+              terminated: jnp.ndarray) -> Replay:
+        return replay_add(
+            ls.replay, Transition(ls.last_obs, ls.last_action, reward, next_obs, terminated))
+
+    def collect(ls: OffPolicyState, reward: jnp.ndarray, next_obs: jnp.ndarray,
+                terminated: jnp.ndarray, obs: jnp.ndarray) -> OffPolicyState:
+        key, k_act = jax.random.split(ls.key)
+        return ls.replace(
+            replay=store(ls, reward, next_obs, terminated),
+            key=key,
+            last_obs=obs,
+            last_action=uniform(k_act, ls),
+            env_steps=ls.env_steps + n_envs,
         )
-        env_steps = ls.env_steps + n_envs
-        key, k_sample, k_choose = jax.random.split(ls.key, 3)
+
+    def train(ls: OffPolicyState, reward: jnp.ndarray, next_obs: jnp.ndarray,
+              terminated: jnp.ndarray, obs: jnp.ndarray) -> OffPolicyState:
+        replay = store(ls, reward, next_obs, terminated)
+        key, k_sample, k_act = jax.random.split(ls.key, 3)
 
         def gradient_step(algo_state: Any, k: jax.Array) -> tuple[Any, dict]:
             return algo.update(algo_state, replay_sample(replay, k, config.batch_size))
 
-        def train(algo_state: Any) -> tuple[Any, dict, jnp.ndarray]:
-            keys = jax.random.split(k_sample, config.gradient_steps)
-            algo_state, metrics = jax.lax.scan(gradient_step, algo_state, keys)
-            return algo_state, jax.tree.map(jnp.mean, metrics), jnp.ones((), jnp.int32)
-
-        def wait(algo_state: Any) -> tuple[Any, dict, jnp.ndarray]:
-            zeros = jax.tree.map(jnp.zeros_like, ls.metric_sums)
-            return algo_state, zeros, jnp.zeros((), jnp.int32)
-
-        algo_state, metrics, trained = jax.lax.cond(replay.size >= warmup, train, wait, ls.algo)
-        action = choose(ls, algo_state, obs, env_steps, k_choose)
+        keys = jax.random.split(k_sample, config.gradient_steps)
+        algo_state, metrics = jax.lax.scan(gradient_step, ls.algo, keys)
         return ls.replace(
             algo=algo_state,
             replay=replay,
             key=key,
             last_obs=obs,
-            last_action=action,
-            env_steps=env_steps,
-            metric_sums=jax.tree.map(jnp.add, ls.metric_sums, metrics),
-            metric_count=ls.metric_count + trained,
+            last_action=algo.act(algo_state, obs, k_act, False),
+            env_steps=ls.env_steps + n_envs,
+            metric_sums=jax.tree.map(lambda s, m: s + m.mean(), ls.metric_sums, metrics),
+            metric_count=ls.metric_count + 1,
         )
 
-    return jax.jit(start, donate_argnums=0), jax.jit(step, donate_argnums=0)
+    return Programs(*(jax.jit(f, donate_argnums=0) for f in (start, collect, train)))
 
 
 class EpisodeTracker:
@@ -173,7 +177,8 @@ class OffPolicyLoop:
         self.low = vec.single_action_space.low.astype(np.float64).ravel()
         self.high = vec.single_action_space.high.astype(np.float64).ravel()
         self.state = state
-        self.start, self.step = make_programs(algo, config, self.n_envs)
+        self.programs = make_programs(algo, config, self.n_envs)
+        self.warmup = max(config.learning_starts, 1)
         self.episodes = EpisodeTracker(self.n_envs)
         self.env_steps = int(state.env_steps)
         self._last_sums: dict[str, float] = {}
@@ -183,7 +188,7 @@ class OffPolicyLoop:
         """Start the sub-envs (sub-env i gets seed + i) and choose the first action."""
         obs, _ = self.vec.reset(seed=seed)
         check_finite(self.env_steps, observation=obs)
-        self.state = self.start(self.state, jnp.asarray(obs, jnp.float32))
+        self.state = self.programs.start(self.state, jnp.asarray(obs, jnp.float32))
 
     def run(self, steps: int, hook: Callable[[int], bool | None]) -> None:
         vec, shape = self.vec, self.vec.single_action_space.shape
@@ -195,7 +200,9 @@ class OffPolicyLoop:
             done = terminated | truncated
             next_obs = final_observations(obs, done, info)
             check_finite(self.env_steps, observation=next_obs, reward=reward)
-            self.state = self.step(
+            ready = self.env_steps + self.n_envs >= self.warmup
+            program = self.programs.train if ready else self.programs.collect
+            self.state = program(
                 self.state,
                 np.asarray(reward, np.float32),
                 np.asarray(next_obs, np.float32).reshape(self.n_envs, -1),
