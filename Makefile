@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test test-slow bench lint
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found; set PY=/path/to/python3.11"; exit 1; }
@@ -16,7 +16,10 @@ demo: $(STAMP)
 	$(BIN)/duetto train sac --env Pendulum-v1 --preset zoo --steps 20000 --seed 0 --progress
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -x tests
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow tests
 
 bench: $(STAMP)
 	$(BIN)/pip install -q -e ".[bench]"

@@ -35,6 +35,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -235,6 +236,8 @@ def run_duetto(seed: int, steps: int, eval_every: int, eval_episodes: int) -> di
     t0 = time.perf_counter()
     model = duetto.SAC(ENV_ID, seed=seed, preset="zoo", run_dir=str(run_dir))
     setup_s = time.perf_counter() - t0
+    config = getattr(model, "config", None)
+    hparams = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else repr(config)
 
     t0 = time.perf_counter()
     model.learn(steps, eval_every=eval_every, eval_episodes=eval_episodes)
@@ -258,6 +261,7 @@ def run_duetto(seed: int, steps: int, eval_every: int, eval_episodes: int) -> di
     shutil.rmtree(run_dir.parent)
     return {
         "lib_version": getattr(duetto, "__version__", "unknown"),
+        "hyperparameters": hparams,
         "backend": {"jax": jax.__version__, "devices": [str(d) for d in jax.devices()]},
         "env_steps": env_steps,
         "import_s": import_s,
@@ -312,10 +316,14 @@ def run_one(lib: str, seed: int, args: argparse.Namespace) -> dict:
             "--eval-episodes",
             str(args.eval_episodes),
         ]
+        # Compilation must count: no persistent JAX cache for SBX, and a fresh (cold) one for
+        # duetto, which turns its cache on by default.
+        env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+        env["DUETTO_COMPILATION_CACHE"] = str(Path(tmp) / "cold-jax-cache")
         waited = wait_until_quiet(cpus, args.quiet_wait)
         usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         (busy0, steal0), t0 = cpu_jiffies(cpus), time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         busy1, steal1 = cpu_jiffies(cpus)
         usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)

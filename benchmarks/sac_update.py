@@ -29,10 +29,12 @@ CONFIGS = {  # obs_dim, act_dim, hidden, batch
 }
 
 
-def sac_update_flops(obs: int, act: int, hidden: tuple[int, ...], batch: int,
-                     n_critics: int = 2) -> float:
+def sac_update_flops(
+    obs: int, act: int, hidden: tuple[int, ...], batch: int, n_critics: int = 2
+) -> float:
     """Matmul FLOPs of one SAC update (forward 2·B·in·out per layer; weight gradients the same
     again; input gradients the same again where they are needed)."""
+
     def layers(inp: int, out: int) -> list[tuple[int, int]]:
         dims = [inp, *hidden, out]
         return list(zip(dims[:-1], dims[1:], strict=True))
@@ -60,9 +62,18 @@ def worker(name: str, k: int, min_time: float) -> dict:
     from duetto.loops.offpolicy import init_state, make_programs
 
     obs, act, hidden, batch = CONFIGS[name]
-    config = build_config(sac.SACConfig, "sac", {}, {
-        "hidden": hidden, "batch_size": batch, "learning_starts": 0, "buffer_size": 100_000,
-        "learning_rate": 1e-3})
+    config = build_config(
+        sac.SACConfig,
+        "sac",
+        {},
+        {
+            "hidden": hidden,
+            "batch_size": batch,
+            "learning_starts": 0,
+            "buffer_size": 100_000,
+            "learning_rate": 1e-3,
+        },
+    )
     spec = EnvSpec(obs, act)
     state = init_state(sac, jax.random.PRNGKey(0), spec, config, 1)
     start, _, step = make_programs(sac, config, 1)
@@ -95,6 +106,7 @@ def worker(name: str, k: int, min_time: float) -> dict:
     def scan_updates(algo_state, key):
         def one(s, kk):
             return sac.update(s, replay_sample(state.replay, kk, batch))
+
         return jax.lax.scan(one, algo_state, jax.random.split(key, k))
 
     scan = jax.jit(scan_updates, donate_argnums=0)
@@ -111,9 +123,15 @@ def worker(name: str, k: int, min_time: float) -> dict:
 
     update_s = timed(run_scan, 2) / k
     flops = sac_update_flops(obs, act, hidden, batch)
-    return {"config": name, "update_ms": update_s * 1e3, "step_ms": step_s * 1e3,
-            "gflops_per_s": flops / update_s / 1e9, "mflop_per_update": flops / 1e6,
-            "first_call_s": compile_s, "threads": len(os.sched_getaffinity(0))}
+    return {
+        "config": name,
+        "update_ms": update_s * 1e3,
+        "step_ms": step_s * 1e3,
+        "gflops_per_s": flops / update_s / 1e9,
+        "mflop_per_update": flops / 1e6,
+        "first_call_s": compile_s,
+        "threads": len(os.sched_getaffinity(0)),
+    }
 
 
 def main() -> None:
@@ -123,8 +141,12 @@ def main() -> None:
     p.add_argument("--scan", type=int, default=32, help="updates per scan call")
     p.add_argument("--min-time", type=float, default=1.5, help="seconds per timing repeat")
     p.add_argument("--xla-flags", default="", help="extra XLA_FLAGS for the workers")
-    p.add_argument("--ceiling", type=float, default=None,
-                   help="matmul GFLOP/s to compare with (from matmul_ceiling.py)")
+    p.add_argument(
+        "--ceiling",
+        type=float,
+        default=None,
+        help="matmul GFLOP/s to compare with (from matmul_ceiling.py)",
+    )
     p.add_argument("--out", help="write results as JSON here")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -133,20 +155,36 @@ def main() -> None:
         return
     results = []
     for name in args.configs.split(","):
-        env = {**os.environ, "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") + " "
-                                           + args.xla_flags).strip(),
-               "DUETTO_COMPILATION_CACHE": "0"}
-        cmd = ["taskset", "-c", args.cores, sys.executable, __file__, "--worker", name,
-               "--scan", str(args.scan), "--min-time", str(args.min_time)]
+        env = {
+            **os.environ,
+            "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") + " " + args.xla_flags).strip(),
+            "DUETTO_COMPILATION_CACHE": "0",
+        }
+        cmd = [
+            "taskset",
+            "-c",
+            args.cores,
+            sys.executable,
+            __file__,
+            "--worker",
+            name,
+            "--scan",
+            str(args.scan),
+            "--min-time",
+            str(args.min_time),
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
         row = json.loads(out.stdout.strip().splitlines()[-1])
         row["xla_flags"] = args.xla_flags
         if args.ceiling:
             row["share_of_ceiling"] = row["gflops_per_s"] / args.ceiling
         results.append(row)
-        print(f"{name:12s} update {row['update_ms']:.3f} ms ({row['gflops_per_s']:.0f} GFLOP/s, "
-              f"{row['mflop_per_update']:.0f} MFLOP)  step {row['step_ms']:.3f} ms  "
-              f"first calls {row['first_call_s']:.1f} s  [{row['threads']} cores]", flush=True)
+        print(
+            f"{name:12s} update {row['update_ms']:.3f} ms ({row['gflops_per_s']:.0f} GFLOP/s, "
+            f"{row['mflop_per_update']:.0f} MFLOP)  step {row['step_ms']:.3f} ms  "
+            f"first calls {row['first_call_s']:.1f} s  [{row['threads']} cores]",
+            flush=True,
+        )
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)

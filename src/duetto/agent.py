@@ -40,7 +40,7 @@ from duetto.envs.gym import (
 )
 from duetto.errors import DuettoError, did_you_mean
 from duetto.loops.evaluation import evaluate_policy
-from duetto.loops.offpolicy import OffPolicyLoop, init_state
+from duetto.loops.offpolicy import OffPolicyLoop, init_state, state_shapes
 from duetto.runs.checkpoint import read_checkpoint, restore_state, save_checkpoint
 from duetto.runs.logger import RunLogger
 from duetto.runs.progress import TrainingProgress
@@ -120,6 +120,7 @@ class Agent:
         self.run_dir: Path | None = None
         self._logger: RunLogger | None = None
         self._train_wall = 0.0
+        self._last_train_row = -1
         self._last_eval: dict[str, Any] | None = None
         self._eval_envs: dict[int, gym.vector.VectorEnv] = {}
         self._policy = jax.jit(lambda s, o: algo.act(s, o, None, True))
@@ -197,7 +198,8 @@ class Agent:
 
         try:
             self.loop.run(total_steps, hook)
-            self._log_train()
+            if self._last_train_row != self.env_steps:
+                self._log_train()
             if ctx.last_eval is None or ctx.last_eval["step"] != self.env_steps:
                 ctx.last_eval = self._evaluate_and_log(eval_episodes)
         finally:
@@ -297,6 +299,7 @@ class Agent:
         return self._train_wall
 
     def _log_train(self) -> None:
+        self._last_train_row = self.env_steps
         wall = self._current_train_wall()
         metrics = self.loop.read_metrics()
         finished = self.loop.episodes.drain()
@@ -364,8 +367,7 @@ def load(path: str | Path, env: EnvLike | None = None) -> Agent:
     replaced = env is not None
     vec = make_vector_env(env, meta["n_envs"]) if replaced else wrap_vector_env(envs)
     spec = env_spec(vec, algo.NAME, algo.ACTION_SPACES)
-    template = init_state(algo, jax.random.PRNGKey(0), spec, config, meta["n_envs"])
-    state = restore_state(ckpt, leaves, template)
+    state = restore_state(ckpt, leaves, state_shapes(algo, spec, config, meta["n_envs"]))
     if not replaced:
         env = meta["env"] if meta["env"] in gym.registry else envs[0]
     agent = cls.__new__(cls)

@@ -45,6 +45,19 @@ class OffPolicyState:
 def init_state(
     algo: ModuleType, key: jax.Array, spec: EnvSpec, config: Any, n_envs: int
 ) -> OffPolicyState:
+    """A fresh run state, built by one compiled program (op-by-op it would compile dozens)."""
+    return jax.jit(lambda k: _build_state(algo, k, spec, config, n_envs))(key)
+
+
+def state_shapes(algo: ModuleType, spec: EnvSpec, config: Any, n_envs: int) -> OffPolicyState:
+    """The run state's structure, shapes and dtypes, without computing it."""
+    return jax.eval_shape(lambda k: _build_state(algo, k, spec, config, n_envs),
+                          jax.random.PRNGKey(0))
+
+
+def _build_state(
+    algo: ModuleType, key: jax.Array, spec: EnvSpec, config: Any, n_envs: int
+) -> OffPolicyState:
     k_algo, k_loop = jax.random.split(key)
     algo_state = algo.init(k_algo, spec, config)
     replay = replay_init(config.buffer_size, spec.obs_dim, spec.action_dim)

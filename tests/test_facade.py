@@ -1,0 +1,83 @@
+"""The facade: callbacks, run directory contents, predict, evaluate, bf16 option."""
+
+import json
+
+import gymnasium as gym
+import numpy as np
+
+import duetto
+from duetto.callbacks import CheckpointEvery, FunctionCallback, StopOnReturn
+
+
+def test_callbacks_fire_on_their_intervals_and_can_stop(tmp_path, tiny):
+    seen = []
+    agent = duetto.SAC("Pendulum-v1", seed=0, run_dir=tmp_path / "run", **tiny)
+    agent.learn(300, eval_every=100, eval_episodes=2,
+                callbacks=[FunctionCallback(lambda ctx: seen.append(ctx.env_steps), every=70),
+                           CheckpointEvery(150)])
+    assert seen == [70, 140, 210, 280]
+    ckpts = sorted(p.name for p in (tmp_path / "run/checkpoints").iterdir())
+    assert ckpts == ["step-0000000150.ckpt", "step-0000000300.ckpt"]
+
+    def stop_at_250(ctx):
+        return ctx.env_steps < 250
+
+    agent = duetto.SAC("Pendulum-v1", seed=0, run_dir=False, **tiny)
+    agent.learn(1000, eval_every=100, callbacks=[stop_at_250])
+    assert agent.env_steps == 250
+
+
+def test_stop_on_return_stops_after_the_first_good_evaluation(tiny):
+    agent = duetto.SAC("Pendulum-v1", seed=0, run_dir=False, **tiny)
+    # every Pendulum return is above −1e9, so the first evaluation stops training
+    agent.learn(1000, eval_every=100, eval_episodes=1, callbacks=[StopOnReturn(-1e9)])
+    assert agent.env_steps == 100
+    agent = duetto.SAC("Pendulum-v1", seed=0, run_dir=False, **tiny)
+    agent.learn(300, eval_every=100, eval_episodes=1, stop_at_return=1e9)  # unreachable
+    assert agent.env_steps == 300
+
+
+def test_run_directory_rows_and_curve(tmp_path, tiny):
+    out = tmp_path / "run"
+    duetto.SAC("Pendulum-v1", seed=2, run_dir=out, **tiny).learn(400, eval_every=200,
+                                                                  eval_episodes=3, log_every=100)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in rows if r["kind"] == "train"]
+    evals = [r for r in rows if r["kind"] == "eval"]
+    assert [r["step"] for r in train] == [100, 200, 300, 400]
+    assert [r["step"] for r in evals] == [200, 400]
+    assert "critic_loss" in train[-1] and "alpha" in train[-1] and train[-1]["sps"] > 0
+    final = json.loads((out / "eval.json").read_text())
+    assert final["step"] == 400 and len(final["returns"]) == 3
+    png = (out / "curve.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_predict_shapes_and_bounds(tiny):
+    agent = duetto.SAC("Pendulum-v1", seed=0, run_dir=False, **tiny)
+    single = agent.predict(np.zeros(3))
+    batch = agent.predict(np.zeros((4, 3)), deterministic=False)
+    assert single.shape == (1,) and batch.shape == (4, 1)
+    assert np.all(np.abs(batch) <= 2.0) and single.dtype == np.float32
+    np.testing.assert_array_equal(agent.predict(np.ones(3)), agent.predict(np.ones(3)))
+
+
+def test_evaluate_is_repeatable_and_seeded(tiny):
+    agent = duetto.SAC("Pendulum-v1", seed=0, run_dir=False, **tiny)
+    a, b = agent.evaluate(episodes=3), agent.evaluate(episodes=3)
+    assert a["returns"] == b["returns"] and len(a["returns"]) == 3
+    assert agent.evaluate(episodes=3, seed=99)["returns"] != a["returns"]
+
+
+def test_env_instance_works_like_an_id(tiny):
+    agent = duetto.SAC(gym.make("Pendulum-v1"), seed=0, run_dir=False, **tiny)
+    agent.learn(100, eval_every=100, eval_episodes=2)
+    assert agent.env_id == "Pendulum-v1" and agent.env_steps == 100
+
+
+def test_bfloat16_matmuls_run_and_keep_float32_parameters(tiny):
+    agent = duetto.SAC("Pendulum-v1", seed=0, run_dir=False, matmul_dtype="bfloat16", **tiny)
+    agent.learn(200, eval_every=200, eval_episodes=2)
+    leaves = [np.asarray(x) for x in __import__("jax").tree.leaves(agent.state.actor_params)]
+    assert all(x.dtype == np.float32 for x in leaves)
+    assert np.isfinite(agent._last_eval["return_mean"])
