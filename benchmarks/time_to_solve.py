@@ -49,9 +49,24 @@ def run(preset: str, seed: int, cores: str, cache: str, eval_every: int, steps: 
     env = {**os.environ, "DUETTO_COMPILATION_CACHE": cache}
     code = f"import time; START = time.perf_counter()\n{WORKER}"
     t = time.perf_counter()
-    out = subprocess.run(["taskset", "-c", cores, sys.executable, "-c", code, preset, str(seed),
-                          str(eval_every), str(steps)], capture_output=True, text=True, env=env,
-                         check=True)
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            cores,
+            sys.executable,
+            "-c",
+            code,
+            preset,
+            str(seed),
+            str(eval_every),
+            str(steps),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     row = json.loads(out.stdout.strip().splitlines()[-1])
     row["wrapper_s"] = time.perf_counter() - t
     return row
@@ -73,19 +88,22 @@ def main() -> None:
         cache = tempfile.mkdtemp(prefix="duetto-cache-") if args.cache == "cold" else shared
         if args.cache == "warm":
             run(args.preset, seed, args.cores, cache, args.eval_every, args.steps)
-        row = {"seed": seed, **run(args.preset, seed, args.cores, cache, args.eval_every,
-                                   args.steps)}
+        row = {
+            "seed": seed,
+            **run(args.preset, seed, args.cores, cache, args.eval_every, args.steps),
+        }
         rows.append(row)
         print(json.dumps(row), flush=True)
     solved = [r["solve_s"] for r in rows if r.get("solve_s") is not None]
-    summary = {"preset": args.preset, "cache": args.cache, "runs": len(rows),
-               "solved": len(solved)}
+    summary = {"preset": args.preset, "cache": args.cache, "runs": len(rows), "solved": len(solved)}
     if solved:
         summary.update(
-            solve_s_median=statistics.median(solved), solve_s_min=min(solved),
+            solve_s_median=statistics.median(solved),
+            solve_s_min=min(solved),
             solve_s_max=max(solved),
             process_s_median=statistics.median(r["process_s"] for r in rows if "process_s" in r),
-            step_median=statistics.median(r["step"] for r in rows if "step" in r))
+            step_median=statistics.median(r["step"] for r in rows if "step" in r),
+        )
     print(json.dumps(summary))
     if args.out:
         with open(args.out, "w") as f:

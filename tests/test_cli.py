@@ -37,7 +37,7 @@ def test_train_eval_resume_end_to_end(tmp_path):
         assert (out / name).exists(), name
     assert list((out / "tb").iterdir())
     config = json.loads((out / "config.json").read_text())
-    assert config["hyperparameters"]["hidden"] == [32, 32] and config["seed"] == 3
+    assert config["config"]["hidden"] == [32, 32] and config["seed"] == 3
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["kind"] == "eval"] == [150, 300]
     assert all("train_wall" in r for r in rows)

@@ -81,3 +81,20 @@ def test_bfloat16_matmuls_run_and_keep_float32_parameters(tiny):
     leaves = [np.asarray(x) for x in __import__("jax").tree.leaves(agent.state.actor_params)]
     assert all(x.dtype == np.float32 for x in leaves)
     assert np.isfinite(agent._last_eval["return_mean"])
+
+
+def test_examples_run(tmp_path):
+    """The examples in examples/ run to the end (in a scratch directory)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for name in ("quickstart.py", "callbacks_and_resume.py"):
+        r = subprocess.run([sys.executable, str(root / "examples" / name)], cwd=tmp_path,
+                           capture_output=True, text=True,
+                           env={**os.environ, "DUETTO_COMPILATION_CACHE": "0"})
+        assert r.returncode == 0, r.stderr[-2000:]
+        if name == "callbacks_and_resume.py":
+            assert "resumed run identical to the straight run: True" in r.stdout

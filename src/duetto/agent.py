@@ -253,7 +253,8 @@ class Agent:
 
     # ---- internals ----------------------------------------------------------------------------
 
-    def _meta(self) -> dict[str, Any]:
+    def _identity(self) -> dict[str, Any]:
+        """What the run is: the same in config.json and in every checkpoint."""
         return {
             "algo": self.algorithm.NAME,
             "env": self.env_id,
@@ -261,24 +262,20 @@ class Agent:
             "n_envs": self.n_envs,
             "preset": self.preset,
             "config": config_to_dict(self.config),
+            "duetto_version": __version__,
+        }
+
+    def _meta(self) -> dict[str, Any]:
+        return {
+            **self._identity(),
             "env_steps": self.env_steps,
             "train_wall": self._current_train_wall(),
             "last_eval": self._last_eval,
             "episodes": self.loop.episodes.state(),
-            "duetto_version": __version__,
         }
 
     def _run_config(self) -> dict[str, Any]:
-        return {
-            "algo": self.algorithm.NAME,
-            "env": self.env_id,
-            "seed": self.seed,
-            "n_envs": self.n_envs,
-            "preset": self.preset,
-            "hyperparameters": config_to_dict(self.config),
-            "duetto_version": __version__,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
+        return {**self._identity(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
     def _open_run_dir(self) -> None:
         if self._logger is not None or self._run_dir_arg is False:

@@ -62,6 +62,11 @@ class CheckpointEvery(Callback):
     """Write a checkpoint into the run directory every `every` env steps."""
 
     def on_interval(self, ctx: TrainingContext) -> bool | None:
+        if ctx.agent.run_dir is None:
+            from duetto.errors import DuettoError
+
+            raise DuettoError("CheckpointEvery writes into the run directory, and this agent "
+                              "has none (run_dir=False); save with agent.save(path) instead.")
         ctx.agent._checkpoint()
         return None
 
