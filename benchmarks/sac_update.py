@@ -57,9 +57,10 @@ def worker(name: str, k: int, min_time: float) -> dict:
 
     from duetto.algorithms import sac
     from duetto.config import build_config
+    from duetto.data.packing import Packing
     from duetto.data.replay import replay_sample
     from duetto.envs.spec import EnvSpec
-    from duetto.loops.offpolicy import init_state, make_programs
+    from duetto.loops.offpolicy import compile_packed, init_state, make_programs
 
     obs, act, hidden, batch = CONFIGS[name]
     config = build_config(
@@ -76,14 +77,16 @@ def worker(name: str, k: int, min_time: float) -> dict:
     )
     spec = EnvSpec(obs, act)
     state = init_state(sac, jax.random.PRNGKey(0), spec, config, 1)
-    start, _, step = make_programs(sac, config, 1)
+    packing = Packing(state.replace(replay=None))
+    start, _, step = compile_packed(make_programs(sac, config, 1), packing)
+    carry = (state.replay, jax.jit(packing.pack)(state.replace(replay=None)))
     zero_obs = np.zeros((1, obs), np.float32)
     t0 = time.perf_counter()
-    state = start(state, jnp.asarray(zero_obs))
+    carry, action = start(carry, jnp.asarray(zero_obs))
     r = np.zeros(1, np.float32)
     for _ in range(batch):  # fill some replay rows (first call compiles)
-        state = step(state, r, zero_obs, r, zero_obs)
-    np.asarray(state.last_action)
+        carry, action = step(carry, r, zero_obs, r, zero_obs)
+    np.asarray(action)
     compile_s = time.perf_counter() - t0
 
     def timed(fn, calls: int) -> float:
@@ -96,12 +99,13 @@ def worker(name: str, k: int, min_time: float) -> dict:
         return statistics.median(times)
 
     def run_steps(calls: int) -> None:
-        nonlocal state
+        nonlocal carry
         for _ in range(calls):
-            state = step(state, r, zero_obs, r, zero_obs)
-            np.asarray(state.last_action)
+            carry, action = step(carry, r, zero_obs, r, zero_obs)
+            np.asarray(action)
 
     step_s = timed(run_steps, 50)
+    state = jax.jit(lambda c: packing.unpack(c[1]).replace(replay=c[0]))(carry)
 
     def scan_updates(algo_state, key):
         def one(s, kk):

@@ -239,8 +239,9 @@ class Agent:
         if episodes not in self._eval_envs:
             self._eval_envs[episodes] = make_vector_env(self._env_source, episodes)
         seed = self.seed + EVAL_SEED_OFFSET if seed is None else seed
+        state = self.state
         return evaluate_policy(
-            lambda o: np.asarray(self._policy(self.state, jnp.asarray(o))),
+            lambda o: np.asarray(self._policy(state, jnp.asarray(o))),
             self._eval_envs[episodes],
             seed,
         )

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from duetto.data.packing import Packing
 from duetto.data.replay import Replay, Transition, replay_add, replay_init, replay_sample
 from duetto.envs.gym import check_finite, final_observations, to_env_action
 from duetto.envs.spec import EnvSpec
@@ -98,6 +99,7 @@ class Programs(NamedTuple):
 
 
 def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
+    """The programs over the structured state, not yet compiled (see compile_packed)."""
     def uniform(key: jax.Array, ls: OffPolicyState) -> jnp.ndarray:
         return jax.random.uniform(key, ls.last_action.shape, minval=-1.0, maxval=1.0)
 
@@ -146,7 +148,22 @@ def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
             metric_count=ls.metric_count + 1,
         )
 
-    return Programs(*(jax.jit(f, donate_argnums=0) for f in (start, collect, train)))
+    return Programs(start, collect, train)
+
+
+def compile_packed(programs: Programs, packing: Packing) -> Programs:
+    """Each program as one jitted call over the packed carry `(replay, packed rest)`, donated
+    so the replay is updated in place; it returns the new carry and the action to take."""
+
+    def packed(program: Callable) -> Callable:
+        def run(carry: tuple, *args: Any) -> tuple[tuple, jnp.ndarray]:
+            replay, rest = carry
+            ls = program(packing.unpack(rest).replace(replay=replay), *args)
+            return (ls.replay, packing.pack(ls.replace(replay=None))), ls.last_action
+
+        return jax.jit(run, donate_argnums=0)
+
+    return Programs(*(packed(p) for p in programs))
 
 
 class EpisodeTracker:
@@ -189,8 +206,11 @@ class OffPolicyLoop:
         self.n_envs = vec.num_envs
         self.low = vec.single_action_space.low.astype(np.float64).ravel()
         self.high = vec.single_action_space.high.astype(np.float64).ravel()
+        self.packing = Packing(state.replace(replay=None))
+        self.programs = compile_packed(make_programs(algo, config, self.n_envs), self.packing)
+        self._unpack = jax.jit(lambda carry: self.packing.unpack(carry[1]).replace(
+            replay=carry[0]))
         self.state = state
-        self.programs = make_programs(algo, config, self.n_envs)
         self.warmup = max(config.learning_starts, 1)
         self.episodes = EpisodeTracker(self.n_envs)
         self.env_steps = int(state.env_steps)
@@ -201,13 +221,13 @@ class OffPolicyLoop:
         """Start the sub-envs (sub-env i gets seed + i) and choose the first action."""
         obs, _ = self.vec.reset(seed=seed)
         check_finite(self.env_steps, observation=obs)
-        self.state = self.programs.start(self.state, jnp.asarray(obs, jnp.float32))
+        self.carry, self.action = self.programs.start(self.carry, jnp.asarray(obs, jnp.float32))
 
     def run(self, steps: int, hook: Callable[[int], bool | None]) -> None:
         vec, shape = self.vec, self.vec.single_action_space.shape
         target = self.env_steps + steps
         while self.env_steps < target:
-            action = np.asarray(self.state.last_action)
+            action = np.asarray(self.action)
             env_action = to_env_action(action, self.low, self.high).reshape((self.n_envs, *shape))
             obs, reward, terminated, truncated, info = vec.step(env_action)
             done = terminated | truncated
@@ -215,8 +235,8 @@ class OffPolicyLoop:
             check_finite(self.env_steps, observation=next_obs, reward=reward)
             ready = self.env_steps + self.n_envs >= self.warmup
             program = self.programs.train if ready else self.programs.collect
-            self.state = program(
-                self.state,
+            self.carry, self.action = program(
+                self.carry,
                 np.asarray(reward, np.float32),
                 np.asarray(next_obs, np.float32).reshape(self.n_envs, -1),
                 np.asarray(terminated, np.float32),
@@ -227,9 +247,20 @@ class OffPolicyLoop:
             if hook(self.env_steps) is False:
                 break
 
+    @property
+    def state(self) -> OffPolicyState:
+        """The run state as a pytree (a copy; the loop itself keeps it packed)."""
+        return self._unpack(self.carry)
+
+    @state.setter
+    def state(self, state: OffPolicyState) -> None:
+        self.carry = (state.replay, jax.jit(self.packing.pack)(state.replace(replay=None)))
+        self.action = state.last_action
+
     def read_metrics(self) -> dict[str, float]:
         """Mean of each update metric since the last read (empty before learning starts)."""
-        sums, count = jax.device_get((self.state.metric_sums, self.state.metric_count))
+        state = self.state
+        sums, count = jax.device_get((state.metric_sums, state.metric_count))
         count = int(count)
         calls = count - self._last_count
         means = {}

@@ -1,0 +1,90 @@
+"""Run directories: where a training run writes its config, metrics, checkpoints and pictures.
+
+    runs/<algo>-<env>-s<seed>-<YYYYmmdd-HHMMSS>/
+        config.json       resolved config (algorithm, env, seed, every hyperparameter)
+        metrics.jsonl     one JSON row per train log ("kind": "train") and evaluation ("eval")
+        tb/               TensorBoard event files
+        checkpoints/      step-<env steps>.ckpt
+        eval.json         the final evaluation
+        curve.png         the learning curve
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from duetto.errors import DuettoError
+from duetto.runs.checkpoint import SUFFIX, atomic_write
+
+
+def default_run_dir(algo: str, env: str, seed: int, root: str = "runs") -> Path:
+    safe_env = re.sub(r"[^A-Za-z0-9_.-]+", "_", env)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path(root) / f"{algo}-{safe_env}-s{seed}-{stamp}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path(root) / f"{algo}-{safe_env}-s{seed}-{stamp}-{n}"
+    return path
+
+
+def check_new_run_dir(path: Path) -> None:
+    """Refuse a path that holds anything: an existing run is never reused or overwritten."""
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise DuettoError(
+            f"run directory '{path}' already exists. Choose another --out, or continue that run "
+            f"with 'duetto train --resume {path}'."
+        )
+
+
+def create_run_dir(path: Path, config: dict[str, Any]) -> Path:
+    """Make a new run directory (see check_new_run_dir)."""
+    path = Path(path)
+    check_new_run_dir(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "checkpoints").mkdir(exist_ok=True)
+    write_json(path / "config.json", config)
+    return path
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write(Path(path), lambda f: f.write(json.dumps(obj, indent=2).encode()))
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def checkpoint_path(run_dir: Path, env_steps: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"step-{env_steps:010d}{SUFFIX}"
+
+
+def latest_checkpoint(run_dir: Path) -> Path:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DuettoError(f"no run directory at '{run_dir}'.")
+    found = sorted((run_dir / "checkpoints").glob(f"step-*{SUFFIX}"))
+    if not found:
+        raise DuettoError(
+            f"'{run_dir}' has no checkpoints (expected {run_dir}/checkpoints/step-*{SUFFIX}); "
+            "it is not a finished or checkpointed duetto run."
+        )
+    return found[-1]
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut short by a crash
+    return rows
