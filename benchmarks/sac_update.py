@@ -50,7 +50,7 @@ def sac_update_flops(
     return float(flops)
 
 
-def worker(name: str, k: int, min_time: float) -> dict:
+def worker(name: str, k: int, min_time: float, dtype: str) -> dict:
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -73,6 +73,7 @@ def worker(name: str, k: int, min_time: float) -> dict:
             "learning_starts": 0,
             "buffer_size": 100_000,
             "learning_rate": 1e-3,
+            "matmul_dtype": dtype,
         },
     )
     spec = EnvSpec(obs, act)
@@ -129,6 +130,7 @@ def worker(name: str, k: int, min_time: float) -> dict:
     flops = sac_update_flops(obs, act, hidden, batch)
     return {
         "config": name,
+        "matmul_dtype": dtype,
         "update_ms": update_s * 1e3,
         "step_ms": step_s * 1e3,
         "gflops_per_s": flops / update_s / 1e9,
@@ -146,6 +148,12 @@ def main() -> None:
     p.add_argument("--min-time", type=float, default=1.5, help="seconds per timing repeat")
     p.add_argument("--xla-flags", default="", help="extra XLA_FLAGS for the workers")
     p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=("float32", "bfloat16"),
+        help="matmul precision (SACConfig.matmul_dtype)",
+    )
+    p.add_argument(
         "--ceiling",
         type=float,
         default=None,
@@ -155,7 +163,7 @@ def main() -> None:
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.scan, args.min_time)))
+        print(json.dumps(worker(args.worker, args.scan, args.min_time, args.dtype)))
         return
     results = []
     for name in args.configs.split(","):
@@ -176,6 +184,8 @@ def main() -> None:
             str(args.scan),
             "--min-time",
             str(args.min_time),
+            "--dtype",
+            args.dtype,
         ]
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
         row = json.loads(out.stdout.strip().splitlines()[-1])
@@ -184,7 +194,7 @@ def main() -> None:
             row["share_of_ceiling"] = row["gflops_per_s"] / args.ceiling
         results.append(row)
         print(
-            f"{name:12s} update {row['update_ms']:.3f} ms ({row['gflops_per_s']:.0f} GFLOP/s, "
+            f"{name:12s} {args.dtype:8s} update {row['update_ms']:.3f} ms ({row['gflops_per_s']:.0f} GFLOP/s, "
             f"{row['mflop_per_update']:.0f} MFLOP)  step {row['step_ms']:.3f} ms  "
             f"first calls {row['first_call_s']:.1f} s  [{row['threads']} cores]",
             flush=True,

@@ -29,8 +29,9 @@ import json, sys, time
 t_import = time.perf_counter()
 import duetto
 preset, seed, eval_every, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+hp = json.loads(sys.argv[5])
 t0 = time.perf_counter()
-agent = duetto.SAC("Pendulum-v1", seed=seed, preset=preset, run_dir=False)
+agent = duetto.SAC("Pendulum-v1", seed=seed, preset=preset, run_dir=False, **hp)
 construct = time.perf_counter() - t0
 solved = {}
 def watch(ctx):
@@ -45,7 +46,9 @@ print(json.dumps({"construct_s": construct, "import_s": t0 - t_import, **solved,
 """
 
 
-def run(preset: str, seed: int, cores: str, cache: str, eval_every: int, steps: int) -> dict:
+def run(
+    preset: str, seed: int, cores: str, cache: str, eval_every: int, steps: int, hp: str
+) -> dict:
     env = {**os.environ, "DUETTO_COMPILATION_CACHE": cache}
     code = f"import time; START = time.perf_counter()\n{WORKER}"
     t = time.perf_counter()
@@ -61,6 +64,7 @@ def run(preset: str, seed: int, cores: str, cache: str, eval_every: int, steps: 
             str(seed),
             str(eval_every),
             str(steps),
+            hp,
         ],
         capture_output=True,
         text=True,
@@ -80,6 +84,11 @@ def main() -> None:
     p.add_argument("--cache", choices=("cold", "warm"), default="cold")
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--steps", type=int, default=20_000)
+    p.add_argument(
+        "--hp",
+        default="{}",
+        help='extra hyperparameters as JSON, e.g. \'{"matmul_dtype": "bfloat16"}\'',
+    )
     p.add_argument("--out")
     args = p.parse_args()
     rows = []
@@ -87,15 +96,21 @@ def main() -> None:
     for seed in map(int, args.seeds.split(",")):
         cache = tempfile.mkdtemp(prefix="duetto-cache-") if args.cache == "cold" else shared
         if args.cache == "warm":
-            run(args.preset, seed, args.cores, cache, args.eval_every, args.steps)
+            run(args.preset, seed, args.cores, cache, args.eval_every, args.steps, args.hp)
         row = {
             "seed": seed,
-            **run(args.preset, seed, args.cores, cache, args.eval_every, args.steps),
+            **run(args.preset, seed, args.cores, cache, args.eval_every, args.steps, args.hp),
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
     solved = [r["solve_s"] for r in rows if r.get("solve_s") is not None]
-    summary = {"preset": args.preset, "cache": args.cache, "runs": len(rows), "solved": len(solved)}
+    summary = {
+        "preset": args.preset,
+        "hp": json.loads(args.hp),
+        "cache": args.cache,
+        "runs": len(rows),
+        "solved": len(solved),
+    }
     if solved:
         summary.update(
             solve_s_median=statistics.median(solved),

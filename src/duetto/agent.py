@@ -311,7 +311,10 @@ class Agent:
 
     def _evaluate_and_log(self, episodes: int) -> dict[str, Any]:
         wall = self._current_train_wall()
-        result = self.evaluate(episodes)
+        # Fresh start states at each evaluation, fixed by (seed, step) so that a resumed run
+        # evaluates exactly as the original would have.
+        seed = int(np.random.SeedSequence([self.seed, self.env_steps]).generate_state(1)[0])
+        result = self.evaluate(episodes, seed=seed % 2**31)
         self._wall_mark = time.perf_counter()  # evaluation time is not training time
         row = {"train_wall": wall, **{k: v for k, v in result.items() if k != "returns"}}
         if self._logger is not None:
