@@ -194,7 +194,8 @@ def main() -> None:
             row["share_of_ceiling"] = row["gflops_per_s"] / args.ceiling
         results.append(row)
         print(
-            f"{name:12s} {args.dtype:8s} update {row['update_ms']:.3f} ms ({row['gflops_per_s']:.0f} GFLOP/s, "
+            f"{name:12s} {args.dtype:8s} update {row['update_ms']:.3f} ms "
+            f"({row['gflops_per_s']:.0f} GFLOP/s, "
             f"{row['mflop_per_update']:.0f} MFLOP)  step {row['step_ms']:.3f} ms  "
             f"first calls {row['first_call_s']:.1f} s  [{row['threads']} cores]",
             flush=True,
