@@ -65,8 +65,10 @@ class CheckpointEvery(Callback):
         if ctx.agent.run_dir is None:
             from duetto.errors import DuettoError
 
-            raise DuettoError("CheckpointEvery writes into the run directory, and this agent "
-                              "has none (run_dir=False); save with agent.save(path) instead.")
+            raise DuettoError(
+                "CheckpointEvery writes into the run directory, and this agent "
+                "has none (run_dir=False); save with agent.save(path) instead."
+            )
         ctx.agent._checkpoint()
         return None
 

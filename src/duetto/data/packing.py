@@ -43,8 +43,8 @@ class Packing:
             offset = 0
             for i in group:
                 size = math.prod(self.shapes[i])
-                leaves[i] = buffer[offset:offset + size].reshape(self.shapes[i])
+                leaves[i] = buffer[offset : offset + size].reshape(self.shapes[i])
                 offset += size
-        for buffer, i in zip(packed[len(self.groups):], self.whole, strict=True):
+        for buffer, i in zip(packed[len(self.groups) :], self.whole, strict=True):
             leaves[i] = buffer
         return jax.tree.unflatten(self.treedef, leaves)

@@ -52,8 +52,9 @@ def init_state(
 
 def state_shapes(algo: ModuleType, spec: EnvSpec, config: Any, n_envs: int) -> OffPolicyState:
     """The run state's structure, shapes and dtypes, without computing it."""
-    return jax.eval_shape(lambda k: _build_state(algo, k, spec, config, n_envs),
-                          jax.random.PRNGKey(0))
+    return jax.eval_shape(
+        lambda k: _build_state(algo, k, spec, config, n_envs), jax.random.PRNGKey(0)
+    )
 
 
 def _build_state(
@@ -100,6 +101,7 @@ class Programs(NamedTuple):
 
 def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
     """The programs over the structured state, not yet compiled (see compile_packed)."""
+
     def uniform(key: jax.Array, ls: OffPolicyState) -> jnp.ndarray:
         return jax.random.uniform(key, ls.last_action.shape, minval=-1.0, maxval=1.0)
 
@@ -111,13 +113,20 @@ def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
             action = algo.act(ls.algo, obs, k_act, False)
         return ls.replace(key=key, last_obs=obs, last_action=action)
 
-    def store(ls: OffPolicyState, reward: jnp.ndarray, next_obs: jnp.ndarray,
-              terminated: jnp.ndarray) -> Replay:
+    def store(
+        ls: OffPolicyState, reward: jnp.ndarray, next_obs: jnp.ndarray, terminated: jnp.ndarray
+    ) -> Replay:
         return replay_add(
-            ls.replay, Transition(ls.last_obs, ls.last_action, reward, next_obs, terminated))
+            ls.replay, Transition(ls.last_obs, ls.last_action, reward, next_obs, terminated)
+        )
 
-    def collect(ls: OffPolicyState, reward: jnp.ndarray, next_obs: jnp.ndarray,
-                terminated: jnp.ndarray, obs: jnp.ndarray) -> OffPolicyState:
+    def collect(
+        ls: OffPolicyState,
+        reward: jnp.ndarray,
+        next_obs: jnp.ndarray,
+        terminated: jnp.ndarray,
+        obs: jnp.ndarray,
+    ) -> OffPolicyState:
         key, k_act = jax.random.split(ls.key)
         return ls.replace(
             replay=store(ls, reward, next_obs, terminated),
@@ -127,8 +136,13 @@ def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
             env_steps=ls.env_steps + n_envs,
         )
 
-    def train(ls: OffPolicyState, reward: jnp.ndarray, next_obs: jnp.ndarray,
-              terminated: jnp.ndarray, obs: jnp.ndarray) -> OffPolicyState:
+    def train(
+        ls: OffPolicyState,
+        reward: jnp.ndarray,
+        next_obs: jnp.ndarray,
+        terminated: jnp.ndarray,
+        obs: jnp.ndarray,
+    ) -> OffPolicyState:
         replay = store(ls, reward, next_obs, terminated)
         key, k_sample, k_act = jax.random.split(ls.key, 3)
 
@@ -208,8 +222,7 @@ class OffPolicyLoop:
         self.high = vec.single_action_space.high.astype(np.float64).ravel()
         self.packing = Packing(state.replace(replay=None))
         self.programs = compile_packed(make_programs(algo, config, self.n_envs), self.packing)
-        self._unpack = jax.jit(lambda carry: self.packing.unpack(carry[1]).replace(
-            replay=carry[0]))
+        self._unpack = jax.jit(lambda carry: self.packing.unpack(carry[1]).replace(replay=carry[0]))
         self.state = state
         self.warmup = max(config.learning_starts, 1)
         self.episodes = EpisodeTracker(self.n_envs)

@@ -26,8 +26,9 @@ class TrainingProgress:
             TimeRemainingColumn(),
             refresh_per_second=10,
         )
-        self._task = self._progress.add_task(description, total=total, completed=0,
-                                             sps="-", last_eval="-")
+        self._task = self._progress.add_task(
+            description, total=total, completed=0, sps="-", last_eval="-"
+        )
         self._start_steps = start
         self._t0 = time.perf_counter()
         self._next = 0.0
@@ -40,7 +41,9 @@ class TrainingProgress:
         self._next = now + 0.1
         sps = steps_done / max(now - self._t0, 1e-9)
         self._progress.update(
-            self._task, completed=steps_done, sps=f"{sps:,.0f}",
+            self._task,
+            completed=steps_done,
+            sps=f"{sps:,.0f}",
             last_eval="-" if last_eval is None else f"{last_eval:.1f}",
         )
 

@@ -1,12 +1,12 @@
 """Run directories: where a training run writes its config, metrics, checkpoints and pictures.
 
-    runs/<algo>-<env>-s<seed>-<YYYYmmdd-HHMMSS>/
-        config.json       resolved config (algorithm, env, seed, every hyperparameter)
-        metrics.jsonl     one JSON row per train log ("kind": "train") and evaluation ("eval")
-        tb/               TensorBoard event files
-        checkpoints/      step-<env steps>.ckpt
-        eval.json         the final evaluation
-        curve.png         the learning curve
+runs/<algo>-<env>-s<seed>-<YYYYmmdd-HHMMSS>/
+    config.json       resolved config (algorithm, env, seed, every hyperparameter)
+    metrics.jsonl     one JSON row per train log ("kind": "train") and evaluation ("eval")
+    tb/               TensorBoard event files
+    checkpoints/      step-<env steps>.ckpt
+    eval.json         the final evaluation
+    curve.png         the learning curve
 """
 
 from __future__ import annotations
