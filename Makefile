@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/duetto train sac --env Pendulum-v1 --preset zoo --steps 20000 --seed 0 --progress
+	$(BIN)/duetto train sac --env Pendulum-v1 --preset fast --steps 10000 --seed 0 --progress
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" tests

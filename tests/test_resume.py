@@ -97,3 +97,16 @@ def test_save_is_atomic_and_reloads(tmp_path, tiny):
     assert loaded.env_steps == 100
     obs = np.array([0.3, -0.2, 1.0])
     np.testing.assert_array_equal(loaded.predict(obs), agent.predict(obs))
+
+
+def test_unpicklable_env_is_a_clear_error_and_writes_nothing(tmp_path, tiny):
+    import threading
+
+    from probe_envs import CountingEnv
+
+    env = CountingEnv(terminate_at=5)
+    agent = duetto.SAC(env, seed=0, run_dir=False, **tiny)
+    agent.loop.vec.envs[0].unwrapped.lock = threading.Lock()  # a lock cannot be pickled
+    with pytest.raises(DuettoError, match="cannot be pickled"):
+        agent.save(tmp_path / "x.ckpt")
+    assert list(tmp_path.iterdir()) == []

@@ -58,6 +58,14 @@ def save_checkpoint(path: Path, meta: dict, state: Any, envs: list) -> None:
             f"'{path}' exists and is not a duetto checkpoint; not overwriting it. "
             "Choose another path."
         )
+    try:
+        env_bytes = pickle.dumps(envs)
+    except Exception as e:  # noqa: BLE001 - any pickling failure means the same thing here
+        raise DuettoError(
+            f"cannot checkpoint: the environment cannot be pickled ({type(e).__name__}: {e}), "
+            "and a checkpoint holds the env state so that resume is exact. Make the env "
+            "picklable (drop open handles and lambdas from it)."
+        ) from None
     leaves = [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
     arrays = io.BytesIO()
     np.savez(arrays, *leaves)
@@ -67,7 +75,7 @@ def save_checkpoint(path: Path, meta: dict, state: Any, envs: list) -> None:
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as z:
             z.writestr("meta.json", json.dumps(full_meta, indent=1))
             z.writestr("state.npz", arrays.getvalue())
-            z.writestr("envs.pkl", pickle.dumps(envs))
+            z.writestr("envs.pkl", env_bytes)
 
     atomic_write(path, write)
 
