@@ -98,3 +98,12 @@ def test_examples_run(tmp_path):
         assert r.returncode == 0, r.stderr[-2000:]
         if name == "callbacks_and_resume.py":
             assert "resumed run identical to the straight run: True" in r.stdout
+
+
+def test_training_clock_stops_when_learn_returns(tiny):
+    import time
+
+    agent = duetto.SAC("Pendulum-v1", seed=0, run_dir=False, **tiny).learn(100, eval_every=100)
+    wall = agent._meta()["train_wall"]
+    time.sleep(0.3)
+    assert agent._meta()["train_wall"] == wall > 0

@@ -120,6 +120,7 @@ class Agent:
         self.run_dir: Path | None = None
         self._logger: RunLogger | None = None
         self._train_wall = 0.0
+        self._wall_mark: float | None = None  # set while the training clock runs
         self._last_train_row = -1
         self._last_eval: dict[str, Any] | None = None
         self._eval_envs: dict[int, gym.vector.VectorEnv] = {}
@@ -200,9 +201,12 @@ class Agent:
             self.loop.run(total_steps, hook)
             if self._last_train_row != self.env_steps:
                 self._log_train()
+            self._current_train_wall()
+            self._wall_mark = None  # the training clock stops with the last env step
             if ctx.last_eval is None or ctx.last_eval["step"] != self.env_steps:
                 ctx.last_eval = self._evaluate_and_log(eval_episodes)
         finally:
+            self._wall_mark = None
             if bar is not None:
                 bar.update(
                     ctx.steps_this_call, (ctx.last_eval or {}).get("return_mean"), force=True
@@ -289,7 +293,7 @@ class Agent:
         self._logger = RunLogger(self.run_dir)
 
     def _current_train_wall(self) -> float:
-        mark = getattr(self, "_wall_mark", None)
+        mark = self._wall_mark
         if mark is not None:
             now = time.perf_counter()
             self._train_wall += now - mark
@@ -315,7 +319,8 @@ class Agent:
         # evaluates exactly as the original would have.
         seed = int(np.random.SeedSequence([self.seed, self.env_steps]).generate_state(1)[0])
         result = self.evaluate(episodes, seed=seed % 2**31)
-        self._wall_mark = time.perf_counter()  # evaluation time is not training time
+        if self._wall_mark is not None:  # evaluation time is not training time
+            self._wall_mark = time.perf_counter()
         row = {"train_wall": wall, **{k: v for k, v in result.items() if k != "returns"}}
         if self._logger is not None:
             self._logger.log("eval", self.env_steps, row)
