@@ -35,10 +35,16 @@ def main() -> None:
         returns = np.array([[e["return_mean"] for e in c] for c in curves])
         walls = np.array([[e["train_wall_s"] for e in c] for c in curves]).mean(axis=0)
         for ax, x in zip(axes, (steps, walls), strict=True):
-            (line,) = ax.plot(x, returns.mean(axis=0), marker="o", markersize=3,
-                              label=f"{NAMES.get(lib, lib)} ({len(curves)} seeds)")
-            ax.fill_between(x, returns.min(axis=0), returns.max(axis=0),
-                            color=line.get_color(), alpha=0.15)
+            (line,) = ax.plot(
+                x,
+                returns.mean(axis=0),
+                marker="o",
+                markersize=3,
+                label=f"{NAMES.get(lib, lib)} ({len(curves)} seeds)",
+            )
+            ax.fill_between(
+                x, returns.min(axis=0), returns.max(axis=0), color=line.get_color(), alpha=0.15
+            )
     axes[0].set_xlabel("env steps")
     axes[1].set_xlabel("training wall time, s (compilation included, evaluation excluded)")
     axes[0].set_ylabel("evaluation return (10 deterministic episodes)")

@@ -80,6 +80,20 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "sac_pendulum.json"
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def timed(fn: Any, durations: list[float]) -> Any:
+    """`fn` wrapped so that each call appends its duration (seconds) to `durations`."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        durations.append(time.perf_counter() - start)
+        return out
+
+    return wrapper
+
+
 def cpu_jiffies(cpus: list[int]) -> tuple[int, int]:
     """(busy, steal) jiffies summed over ``cpus``, from /proc/stat."""
     busy = steal = 0
@@ -165,15 +179,7 @@ def run_sb3_like(lib: str, seed: int, steps: int, eval_every: int, eval_episodes
     setup_s = time.perf_counter() - t0
 
     train_calls: list[float] = []
-    original_train = model.train
-
-    def timed_train(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        out = original_train(*args, **kwargs)
-        train_calls.append(time.perf_counter() - start)
-        return out
-
-    model.train = timed_train
+    model.train = timed(model.train, train_calls)
 
     class EvalCallback(BaseCallback):
         """Deterministic evaluation every ``eval_every`` steps, its time kept off the clock."""
@@ -254,15 +260,7 @@ def run_duetto(seed: int, steps: int, eval_every: int, eval_episodes: int) -> di
     hparams = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else repr(config)
 
     eval_calls: list[float] = []
-    original_evaluate = model.evaluate
-
-    def timed_evaluate(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        out = original_evaluate(*args, **kwargs)
-        eval_calls.append(time.perf_counter() - start)
-        return out
-
-    model.evaluate = timed_evaluate
+    model.evaluate = timed(model.evaluate, eval_calls)
     t0 = time.perf_counter()
     model.learn(steps, eval_every=eval_every, eval_episodes=eval_episodes)
     learn_wall_s = time.perf_counter() - t0
@@ -280,8 +278,8 @@ def run_duetto(seed: int, steps: int, eval_every: int, eval_episodes: int) -> di
         for r in rows
         if r.get("kind") == "eval"
     ]
-    timed = [(int(r["step"]), float(r["train_wall"])) for r in rows if "train_wall" in r]
-    reported_steps, reported_train_wall_s = max(timed)  # the row with the most env steps
+    walls = [(int(r["step"]), float(r["train_wall"])) for r in rows if "train_wall" in r]
+    reported_steps, reported_train_wall_s = max(walls)  # the row with the most env steps
     return {
         "lib_version": getattr(duetto, "__version__", "unknown"),
         "hyperparameters": hparams,
