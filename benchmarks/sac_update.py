@@ -60,7 +60,8 @@ def worker(name: str, k: int, min_time: float, dtype: str) -> dict:
     from duetto.data.packing import Packing
     from duetto.data.replay import replay_sample
     from duetto.envs.spec import EnvSpec
-    from duetto.loops.offpolicy import compile_packed, init_state, make_programs
+    from duetto.loops.host import compile_packed
+    from duetto.loops.offpolicy import init_state, make_programs
 
     obs, act, hidden, batch = CONFIGS[name]
     config = build_config(
@@ -79,14 +80,14 @@ def worker(name: str, k: int, min_time: float, dtype: str) -> dict:
     spec = EnvSpec(obs, act)
     state = init_state(sac, jax.random.PRNGKey(0), spec, config, 1)
     packing = Packing(state.replace(replay=None))
-    start, _, step = compile_packed(make_programs(sac, config, 1), packing)
+    start, _, step = compile_packed(make_programs(sac, config, 1), packing, "replay")
     carry = (state.replay, jax.jit(packing.pack)(state.replace(replay=None)))
     zero_obs = np.zeros((1, obs), np.float32)
     t0 = time.perf_counter()
     carry, action = start(carry, jnp.asarray(zero_obs))
     r = np.zeros(1, np.float32)
     for _ in range(batch):  # fill some replay rows (first call compiles)
-        carry, action = step(carry, r, zero_obs, r, zero_obs)
+        carry, action = step(carry, r, zero_obs, r, r, zero_obs)
     np.asarray(action)
     compile_s = time.perf_counter() - t0
 
@@ -102,7 +103,7 @@ def worker(name: str, k: int, min_time: float, dtype: str) -> dict:
     def run_steps(calls: int) -> None:
         nonlocal carry
         for _ in range(calls):
-            carry, action = step(carry, r, zero_obs, r, zero_obs)
+            carry, action = step(carry, r, zero_obs, r, r, zero_obs)
             np.asarray(action)
 
     step_s = timed(run_steps, 50)

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from duetto import __version__
-from duetto.algorithms import sac
+from duetto.algorithms import ppo, sac
 from duetto.callbacks import (
     Callback,
     CheckpointEvery,
@@ -35,12 +35,11 @@ from duetto.envs.gym import (
     env_name,
     env_spec,
     make_vector_env,
-    to_env_action,
     wrap_vector_env,
 )
 from duetto.errors import DuettoError, did_you_mean
+from duetto.loops import offpolicy, onpolicy
 from duetto.loops.evaluation import evaluate_policy
-from duetto.loops.offpolicy import OffPolicyLoop, init_state, state_shapes
 from duetto.runs.checkpoint import read_checkpoint, restore_state, save_checkpoint
 from duetto.runs.logger import RunLogger
 from duetto.runs.progress import TrainingProgress
@@ -55,6 +54,12 @@ from duetto.runs.rundir import (
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with training envs
 
+# The host loop of each kind of algorithm: (init_state, state_shapes, loop class).
+HOST_LOOPS = {
+    "offpolicy": (offpolicy.init_state, offpolicy.state_shapes, offpolicy.OffPolicyLoop),
+    "onpolicy": (onpolicy.init_state, onpolicy.state_shapes, onpolicy.OnPolicyLoop),
+}
+
 
 class Agent:
     """An actor-critic agent bound to an environment.
@@ -62,7 +67,7 @@ class Agent:
     env: a Gymnasium id ("Pendulum-v1") or a gymnasium.Env instance (deep-copied per sub-env).
     seed: the one integer that determines the run (network init, exploration, env seeds).
     preset: a named set of hyperparameters (see `duetto list`); keyword hyperparameters
-        override it. n_envs: sub-envs of the training vector env.
+        override it. n_envs: sub-envs of the training vector env (default: the preset's, or 1).
     run_dir: where learn() writes the run (None: runs/<algo>-<env>-s<seed>-<time>; False: no
         run directory, so no logs or checkpoints).
     """
@@ -75,7 +80,7 @@ class Agent:
         seed: int = 0,
         *,
         preset: str | None = None,
-        n_envs: int = 1,
+        n_envs: int | None = None,
         run_dir: str | Path | None | bool = None,
         **hyperparameters: Any,
     ):
@@ -91,6 +96,8 @@ class Agent:
                 )
             preset_values = algo.PRESETS[preset]
         config = build_config(algo.CONFIG, algo.NAME, preset_values, hyperparameters)
+        if n_envs is None:
+            n_envs = getattr(algo, "PRESET_ENVS", {}).get(preset, 1)
         if run_dir not in (None, False):
             check_new_run_dir(Path(run_dir))
         vec = make_vector_env(env, n_envs)
@@ -113,9 +120,10 @@ class Agent:
         self.env_id = env_name(env)
         self._env_source: EnvLike = env if isinstance(env, str) else copy.deepcopy(env)
         self.spec = env_spec(vec, algo.NAME, algo.ACTION_SPACES)
+        init_state, _, loop_class = HOST_LOOPS[algo.LOOP]
         if state is None:
             state = init_state(algo, jax.random.PRNGKey(seed), self.spec, config, n_envs)
-        self.loop = OffPolicyLoop(algo, config, vec, state)
+        self.loop = loop_class(algo, config, vec, state)
         self._run_dir_arg = run_dir
         self.run_dir: Path | None = None
         self._logger: RunLogger | None = None
@@ -231,10 +239,8 @@ class Agent:
         else:
             self._predict_key, key = jax.random.split(self._predict_key)
             action = self._sample(self.state, x, key)
-        scaled = to_env_action(np.asarray(action), self.loop.low, self.loop.high)
-        shape = self.loop.vec.single_action_space.shape
-        scaled = scaled.astype(self.loop.vec.single_action_space.dtype)
-        return scaled.reshape(shape) if single else scaled.reshape((-1, *shape))
+        env_action = self.loop.edge(action, x.shape[0])
+        return env_action[0] if single else env_action
 
     def evaluate(self, episodes: int = 10, seed: int | None = None) -> dict[str, Any]:
         """Deterministic (mean-action) returns over `episodes` episodes on separate envs."""
@@ -349,7 +355,12 @@ class SAC(Agent):
     algorithm = sac
 
 
-AGENTS: dict[str, type[Agent]] = {"sac": SAC}
+class PPO(Agent):
+    __doc__ = ppo.__doc__
+    algorithm = ppo
+
+
+AGENTS: dict[str, type[Agent]] = {"sac": SAC, "ppo": PPO}
 
 
 def load(path: str | Path, env: EnvLike | None = None) -> Agent:
@@ -373,6 +384,7 @@ def load(path: str | Path, env: EnvLike | None = None) -> Agent:
     replaced = env is not None
     vec = make_vector_env(env, meta["n_envs"]) if replaced else wrap_vector_env(envs)
     spec = env_spec(vec, algo.NAME, algo.ACTION_SPACES)
+    state_shapes = HOST_LOOPS[algo.LOOP][1]
     state = restore_state(ckpt, leaves, state_shapes(algo, spec, config, meta["n_envs"]))
     if not replaced:
         env = meta["env"] if meta["env"] in gym.registry else envs[0]

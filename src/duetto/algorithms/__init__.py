@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from duetto.algorithms import sac
+from duetto.algorithms import ppo, sac
 from duetto.errors import DuettoError, did_you_mean
 
-ALGORITHMS: dict[str, ModuleType] = {sac.NAME: sac}
+ALGORITHMS: dict[str, ModuleType] = {sac.NAME: sac, ppo.NAME: ppo}
 
 
 def get_algorithm(name: str) -> ModuleType:

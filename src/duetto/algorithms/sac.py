@@ -27,6 +27,7 @@ from duetto.nets.targets import polyak
 
 NAME = "sac"
 ACTION_SPACES = ("box",)
+LOOP = "offpolicy"
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,27 @@ def to_env_action(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.n
     return low + 0.5 * (np.clip(action, -1.0, 1.0) + 1.0) * (high - low)
 
 
+class ActionEdge:
+    """Policy actions -> env actions for one sub-env action space, for n sub-envs at once.
+
+    Box: the policy acts in [-1, 1] (values outside are clipped), rescaled to [low, high] and
+    cast to the space's dtype. Discrete: the policy's index 0..n−1, shifted by the space's start.
+    """
+
+    def __init__(self, space: gym.spaces.Space):
+        self.space = space
+        self.discrete = isinstance(space, gym.spaces.Discrete)
+        if not self.discrete:
+            self.low, self.high = box_bounds(space)
+
+    def __call__(self, action: np.ndarray, n: int) -> np.ndarray:
+        action = np.asarray(action)
+        if self.discrete:
+            return (action.reshape(n) + self.space.start).astype(self.space.dtype)
+        scaled = to_env_action(action, self.low, self.high)
+        return scaled.reshape((n, *self.space.shape)).astype(self.space.dtype)
+
+
 def final_observations(obs: np.ndarray, done: np.ndarray, info: dict) -> np.ndarray:
     """The observation each sub-env reached in this step: the true final one where an episode
     ended (SAME_STEP autoreset already put the next episode's first observation in `obs`)."""

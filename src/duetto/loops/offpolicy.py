@@ -1,4 +1,4 @@
-"""The off-policy host loop: Gymnasium vector envs in Python, everything else compiled.
+"""The off-policy host loop (see loops/host.py for what the host loops share).
 
 Each vector-env step makes one compiled call: `collect` until `learning_starts` env steps
 (store the transition in the device-resident replay, choose a uniform random action), then
@@ -13,20 +13,17 @@ off-policy fields of its config (buffer_size, batch_size, learning_starts, gradi
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import Any
 
 import flax
 import gymnasium as gym
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from duetto.data.packing import Packing
 from duetto.data.replay import Replay, Transition, replay_add, replay_init, replay_sample
-from duetto.envs.gym import check_finite, final_observations, to_env_action
 from duetto.envs.spec import EnvSpec
+from duetto.loops.host import HostLoop, Programs
 
 
 @flax.struct.dataclass
@@ -81,26 +78,9 @@ def _metric_shapes(algo: ModuleType, algo_state: Any, replay: Replay, batch_size
     return jax.eval_shape(algo.update, algo_state, batch)[1]
 
 
-class Programs(NamedTuple):
-    """The compiled programs of a run; each compiles once.
-
-    start(state, obs): choose the first action.
-    collect(state, reward, next_obs, terminated, obs): store the transition, choose a uniform
-        random action (before `learning_starts`).
-    train(state, reward, next_obs, terminated, obs): store the transition, run `gradient_steps`
-        updates, choose the next action with the policy.
-
-    reward, terminated: [n_envs]; next_obs: the observation each sub-env reached (the true final
-    one at an episode end); obs: the observation the next action is for (after autoreset).
-    """
-
-    start: Callable
-    collect: Callable
-    train: Callable
-
-
 def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
-    """The programs over the structured state, not yet compiled (see compile_packed)."""
+    """start, collect (store, uniform random action) and train (store, `gradient_steps`
+    updates, policy action), over the structured state; not yet compiled."""
 
     def uniform(key: jax.Array, ls: OffPolicyState) -> jnp.ndarray:
         return jax.random.uniform(key, ls.last_action.shape, minval=-1.0, maxval=1.0)
@@ -125,6 +105,7 @@ def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
         reward: jnp.ndarray,
         next_obs: jnp.ndarray,
         terminated: jnp.ndarray,
+        done: jnp.ndarray,
         obs: jnp.ndarray,
     ) -> OffPolicyState:
         key, k_act = jax.random.split(ls.key)
@@ -141,6 +122,7 @@ def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
         reward: jnp.ndarray,
         next_obs: jnp.ndarray,
         terminated: jnp.ndarray,
+        done: jnp.ndarray,
         obs: jnp.ndarray,
     ) -> OffPolicyState:
         replay = store(ls, reward, next_obs, terminated)
@@ -165,120 +147,17 @@ def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
     return Programs(start, collect, train)
 
 
-def compile_packed(programs: Programs, packing: Packing) -> Programs:
-    """Each program as one jitted call over the packed carry `(replay, packed rest)`, donated
-    so the replay is updated in place; it returns the new carry and the action to take."""
+class OffPolicyLoop(HostLoop):
+    """The off-policy host loop: `collect` until `learning_starts` env steps, then `train`."""
 
-    def packed(program: Callable) -> Callable:
-        def run(carry: tuple, *args: Any) -> tuple[tuple, jnp.ndarray]:
-            replay, rest = carry
-            ls = program(packing.unpack(rest).replace(replay=replay), *args)
-            return (ls.replay, packing.pack(ls.replace(replay=None))), ls.last_action
-
-        return jax.jit(run, donate_argnums=0)
-
-    return Programs(*(packed(p) for p in programs))
-
-
-class EpisodeTracker:
-    """Returns and lengths of the episodes that end, per sub-env, on the host."""
-
-    def __init__(self, n_envs: int):
-        self.returns = np.zeros(n_envs)
-        self.lengths = np.zeros(n_envs, dtype=np.int64)
-        self.finished: list[tuple[float, int]] = []
-
-    def record(self, reward: np.ndarray, done: np.ndarray) -> None:
-        self.returns += reward
-        self.lengths += 1
-        for i in np.flatnonzero(done):
-            self.finished.append((float(self.returns[i]), int(self.lengths[i])))
-            self.returns[i] = 0.0
-            self.lengths[i] = 0
-
-    def drain(self) -> list[tuple[float, int]]:
-        out, self.finished = self.finished, []
-        return out
-
-    def state(self) -> dict:
-        return {"returns": self.returns.tolist(), "lengths": self.lengths.tolist()}
-
-    def restore(self, state: dict) -> None:
-        self.returns = np.asarray(state["returns"], dtype=np.float64)
-        self.lengths = np.asarray(state["lengths"], dtype=np.int64)
-
-
-class OffPolicyLoop:
-    """Drives a vector env with the compiled programs. `run(n, hook)` takes at least n env steps
-    and calls `hook(env_steps)` after every vector step; the hook returns False to stop early."""
+    big = "replay"  # updated in place, kept out of the packing
 
     def __init__(
         self, algo: ModuleType, config: Any, vec: gym.vector.VectorEnv, state: OffPolicyState
     ):
         self.config = config
-        self.vec = vec
-        self.n_envs = vec.num_envs
-        self.low = vec.single_action_space.low.astype(np.float64).ravel()
-        self.high = vec.single_action_space.high.astype(np.float64).ravel()
-        self.packing = Packing(state.replace(replay=None))
-        self.programs = compile_packed(make_programs(algo, config, self.n_envs), self.packing)
-        self._unpack = jax.jit(lambda carry: self.packing.unpack(carry[1]).replace(replay=carry[0]))
-        self.state = state
         self.warmup = max(config.learning_starts, 1)
-        self.episodes = EpisodeTracker(self.n_envs)
-        self.env_steps = int(state.env_steps)
-        self._last_sums: dict[str, float] = {}
-        self._last_count = 0
+        super().__init__(make_programs(algo, config, vec.num_envs), vec, state)
 
-    def reset(self, seed: int) -> None:
-        """Start the sub-envs (sub-env i gets seed + i) and choose the first action."""
-        obs, _ = self.vec.reset(seed=seed)
-        check_finite(self.env_steps, observation=obs)
-        self.carry, self.action = self.programs.start(self.carry, jnp.asarray(obs, jnp.float32))
-
-    def run(self, steps: int, hook: Callable[[int], bool | None]) -> None:
-        vec, shape = self.vec, self.vec.single_action_space.shape
-        target = self.env_steps + steps
-        while self.env_steps < target:
-            action = np.asarray(self.action)
-            env_action = to_env_action(action, self.low, self.high).reshape((self.n_envs, *shape))
-            obs, reward, terminated, truncated, info = vec.step(env_action)
-            done = terminated | truncated
-            next_obs = final_observations(obs, done, info)
-            check_finite(self.env_steps, observation=next_obs, reward=reward)
-            ready = self.env_steps + self.n_envs >= self.warmup
-            program = self.programs.train if ready else self.programs.collect
-            self.carry, self.action = program(
-                self.carry,
-                np.asarray(reward, np.float32),
-                np.asarray(next_obs, np.float32).reshape(self.n_envs, -1),
-                np.asarray(terminated, np.float32),
-                np.asarray(obs, np.float32).reshape(self.n_envs, -1),
-            )
-            self.env_steps += self.n_envs
-            self.episodes.record(reward, done)
-            if hook(self.env_steps) is False:
-                break
-
-    @property
-    def state(self) -> OffPolicyState:
-        """The run state as a pytree (a copy; the loop itself keeps it packed)."""
-        return self._unpack(self.carry)
-
-    @state.setter
-    def state(self, state: OffPolicyState) -> None:
-        self.carry = (state.replay, jax.jit(self.packing.pack)(state.replace(replay=None)))
-        self.action = state.last_action
-
-    def read_metrics(self) -> dict[str, float]:
-        """Mean of each update metric since the last read (empty before learning starts)."""
-        state = self.state
-        sums, count = jax.device_get((state.metric_sums, state.metric_count))
-        count = int(count)
-        calls = count - self._last_count
-        means = {}
-        if calls > 0:
-            means = {k: (float(v) - self._last_sums.get(k, 0.0)) / calls for k, v in sums.items()}
-        self._last_sums = {k: float(v) for k, v in sums.items()}
-        self._last_count = count
-        return means
+    def use_train(self, env_steps: int) -> bool:
+        return env_steps + self.n_envs >= self.warmup

@@ -2,7 +2,13 @@
 
 from duetto.nets.critics import CriticEnsemble
 from duetto.nets.heads import (
+    CategoricalActor,
+    GaussianActor,
     SquashedGaussianActor,
+    categorical_entropy,
+    categorical_log_prob,
+    gaussian_entropy,
+    gaussian_log_prob,
     sample_squashed,
     squashed_gaussian_log_prob,
 )
@@ -10,8 +16,14 @@ from duetto.nets.mlp import MLP
 
 __all__ = [
     "MLP",
+    "CategoricalActor",
     "CriticEnsemble",
+    "GaussianActor",
     "SquashedGaussianActor",
+    "categorical_entropy",
+    "categorical_log_prob",
+    "gaussian_entropy",
+    "gaussian_log_prob",
     "sample_squashed",
     "squashed_gaussian_log_prob",
 ]

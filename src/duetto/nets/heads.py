@@ -21,9 +21,8 @@ def squashed_gaussian_log_prob(
     The change of variables subtracts log(1 − tanh²u) = 2·(log 2 − u − softplus(−2u)), the
     stable form (SAC paper, appendix C), which stays finite where tanh saturates.
     """
-    gaussian = -0.5 * jnp.square((u - mean) / jnp.exp(log_std)) - log_std - _HALF_LOG_2PI
     log_det = 2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u))
-    return jnp.sum(gaussian - log_det, axis=-1)
+    return gaussian_log_prob(u, mean, log_std) - jnp.sum(log_det, axis=-1)
 
 
 class SquashedGaussianActor(nn.Module):
@@ -48,3 +47,71 @@ def sample_squashed(
     """Reparameterised a = tanh(mean + std·ε) in (-1, 1) and its log-probability."""
     u = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
     return jnp.tanh(u), squashed_gaussian_log_prob(u, mean, log_std)
+
+
+class CategoricalActor(nn.Module):
+    """obs [B, obs_dim] -> logits [B, n] of a categorical policy."""
+
+    hidden: Sequence[int]
+    n: int
+    activation: str = "tanh"
+    orthogonal: bool = True
+
+    @nn.compact
+    def __call__(self, obs: jnp.ndarray) -> jnp.ndarray:
+        return MLP(
+            self.hidden,
+            self.n,
+            activation=self.activation,
+            orthogonal=self.orthogonal,
+            out_gain=0.01,
+        )(obs)
+
+
+class GaussianActor(nn.Module):
+    """obs [B, obs_dim] -> (mean [B, A], log_std [A]) of a diagonal Gaussian whose log σ is a
+    learned parameter, independent of the state (PPO's continuous policy; log σ starts at
+    `log_std_init`)."""
+
+    hidden: Sequence[int]
+    action_dim: int
+    activation: str = "tanh"
+    orthogonal: bool = True
+    log_std_init: float = 0.0
+
+    @nn.compact
+    def __call__(self, obs: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+        mean = MLP(
+            self.hidden,
+            self.action_dim,
+            activation=self.activation,
+            orthogonal=self.orthogonal,
+            out_gain=0.01,
+        )(obs)
+        log_std = self.param(
+            "log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,)
+        )
+        return mean, log_std
+
+
+def gaussian_log_prob(x: jnp.ndarray, mean: jnp.ndarray, log_std: jnp.ndarray) -> jnp.ndarray:
+    """log N(x; mean, exp(log_std)²) summed over the last axis: [..., A] -> [...]."""
+    z = (x - mean) / jnp.exp(log_std)
+    return jnp.sum(-0.5 * jnp.square(z) - log_std - _HALF_LOG_2PI, axis=-1)
+
+
+def gaussian_entropy(log_std: jnp.ndarray) -> jnp.ndarray:
+    """Entropy of a diagonal Gaussian: Σ (log σ + ½ log 2πe) over the last axis."""
+    return jnp.sum(log_std + _HALF_LOG_2PI + 0.5, axis=-1)
+
+
+def categorical_log_prob(logits: jnp.ndarray, action: jnp.ndarray) -> jnp.ndarray:
+    """log softmax(logits)[action]: logits [..., n], action [...] (int) -> [...]."""
+    log_p = jax.nn.log_softmax(logits, axis=-1)
+    return jnp.take_along_axis(log_p, action[..., None].astype(jnp.int32), axis=-1)[..., 0]
+
+
+def categorical_entropy(logits: jnp.ndarray) -> jnp.ndarray:
+    """−Σ p log p over the last axis."""
+    log_p = jax.nn.log_softmax(logits, axis=-1)
+    return -jnp.sum(jnp.exp(log_p) * log_p, axis=-1)

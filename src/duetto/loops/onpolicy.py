@@ -1,0 +1,141 @@
+"""The on-policy host loop (see loops/host.py for what the host loops share).
+
+Each vector-env step makes one compiled call: `collect` writes the step into the rollout
+buffer (a device array in the state) and samples the next action; on the last step of a rollout,
+`train` writes the step, runs the algorithm's whole update (advantages, epochs, minibatches) and
+samples the next action with the new policy. So an update costs no extra call.
+
+The loop knows an on-policy algorithm by its module interface: `init(key, spec, config, n_envs)`,
+`explore(state, obs, key) -> (action, log_prob)`, `update(state, rollout)`, `action_shape(spec)`,
+and the rollout length `config.n_steps`.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import flax
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+
+from duetto.data.rollout import Rollout
+from duetto.envs.spec import EnvSpec
+from duetto.loops.host import HostLoop, Programs
+
+
+@flax.struct.dataclass
+class OnPolicyState:
+    """Everything a run carries between env steps (all of it is checkpointed)."""
+
+    algo: Any
+    rollout: Rollout  # [n_steps, n_envs, ...]
+    key: jax.Array
+    last_obs: jnp.ndarray  # [n_envs, obs_dim]
+    last_action: jnp.ndarray  # [n_envs, ...] as the policy produced it
+    last_log_prob: jnp.ndarray  # [n_envs]
+    env_steps: jnp.ndarray  # int32 []
+    metric_sums: dict[str, jnp.ndarray]
+    metric_count: jnp.ndarray  # int32 []
+
+
+def rollout_init(algo: ModuleType, spec: EnvSpec, n_steps: int, n_envs: int) -> Rollout:
+    shape, dtype = algo.action_shape(spec)
+    f32 = jnp.float32
+    return Rollout(
+        obs=jnp.zeros((n_steps, n_envs, spec.obs_dim), f32),
+        action=jnp.zeros((n_steps, n_envs, *shape), dtype),
+        log_prob=jnp.zeros((n_steps, n_envs), f32),
+        reward=jnp.zeros((n_steps, n_envs), f32),
+        next_obs=jnp.zeros((n_steps, n_envs, spec.obs_dim), f32),
+        terminated=jnp.zeros((n_steps, n_envs), f32),
+        done=jnp.zeros((n_steps, n_envs), f32),
+    )
+
+
+def _build_state(
+    algo: ModuleType, key: jax.Array, spec: EnvSpec, config: Any, n_envs: int
+) -> OnPolicyState:
+    k_algo, k_loop = jax.random.split(key)
+    algo_state = algo.init(k_algo, spec, config, n_envs)
+    rollout = rollout_init(algo, spec, config.n_steps, n_envs)
+    metrics = jax.eval_shape(algo.update, algo_state, rollout)[1]
+    shape, dtype = algo.action_shape(spec)
+    return OnPolicyState(
+        algo=algo_state,
+        rollout=rollout,
+        key=k_loop,
+        last_obs=jnp.zeros((n_envs, spec.obs_dim), jnp.float32),
+        last_action=jnp.zeros((n_envs, *shape), dtype),
+        last_log_prob=jnp.zeros((n_envs,), jnp.float32),
+        env_steps=jnp.zeros((), jnp.int32),
+        metric_sums={k: jnp.zeros((), jnp.float32) for k in metrics},
+        metric_count=jnp.zeros((), jnp.int32),
+    )
+
+
+def init_state(
+    algo: ModuleType, key: jax.Array, spec: EnvSpec, config: Any, n_envs: int
+) -> OnPolicyState:
+    """A fresh run state, built by one compiled program."""
+    algo.check(config, n_envs)
+    return jax.jit(lambda k: _build_state(algo, k, spec, config, n_envs))(key)
+
+
+def state_shapes(algo: ModuleType, spec: EnvSpec, config: Any, n_envs: int) -> OnPolicyState:
+    return jax.eval_shape(
+        lambda k: _build_state(algo, k, spec, config, n_envs), jax.random.PRNGKey(0)
+    )
+
+
+def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
+    """start, collect (store the step, sample the next action) and train (store the last step,
+    update on the full rollout, sample the next action), over the structured state."""
+    n_steps = config.n_steps
+
+    def choose(ls: OnPolicyState, obs: jnp.ndarray) -> OnPolicyState:
+        key, k_act = jax.random.split(ls.key)
+        action, log_prob = algo.explore(ls.algo, obs, k_act)
+        return ls.replace(key=key, last_obs=obs, last_action=action, last_log_prob=log_prob)
+
+    def store(ls: OnPolicyState, reward, next_obs, terminated, done) -> OnPolicyState:
+        t = (ls.env_steps // n_envs) % n_steps
+        row = Rollout(
+            ls.last_obs, ls.last_action, ls.last_log_prob, reward, next_obs, terminated, done
+        )
+        rollout = jax.tree.map(lambda buf, x: buf.at[t].set(x.astype(buf.dtype)), ls.rollout, row)
+        return ls.replace(rollout=rollout, env_steps=ls.env_steps + n_envs)
+
+    def start(ls: OnPolicyState, obs: jnp.ndarray) -> OnPolicyState:
+        return choose(ls, obs)
+
+    def collect(ls: OnPolicyState, reward, next_obs, terminated, done, obs) -> OnPolicyState:
+        return choose(store(ls, reward, next_obs, terminated, done), obs)
+
+    def train(ls: OnPolicyState, reward, next_obs, terminated, done, obs) -> OnPolicyState:
+        ls = store(ls, reward, next_obs, terminated, done)
+        algo_state, metrics = algo.update(ls.algo, ls.rollout)
+        ls = ls.replace(
+            algo=algo_state,
+            metric_sums=jax.tree.map(lambda s, m: s + m, ls.metric_sums, metrics),
+            metric_count=ls.metric_count + 1,
+        )
+        return choose(ls, obs)
+
+    return Programs(start, collect, train)
+
+
+class OnPolicyLoop(HostLoop):
+    """The on-policy host loop: `collect` each step, `train` on the last step of a rollout."""
+
+    big = "rollout"  # rewritten row by row, kept out of the packing
+
+    def __init__(
+        self, algo: ModuleType, config: Any, vec: gym.vector.VectorEnv, state: OnPolicyState
+    ):
+        self.config = config
+        super().__init__(make_programs(algo, config, vec.num_envs), vec, state)
+
+    def use_train(self, env_steps: int) -> bool:
+        return (env_steps // self.n_envs + 1) % self.config.n_steps == 0
