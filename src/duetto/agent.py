@@ -37,7 +37,9 @@ from duetto.envs.gym import (
     make_vector_env,
     wrap_vector_env,
 )
+from duetto.envs.jaxenv import is_jax_env
 from duetto.errors import DuettoError, did_you_mean
+from duetto.fused_agent import FusedAgent, load_fused
 from duetto.loops import offpolicy, onpolicy
 from duetto.loops.evaluation import evaluate_policy
 from duetto.runs.checkpoint import read_checkpoint, restore_state, save_checkpoint
@@ -74,17 +76,53 @@ class Agent:
 
     algorithm: ClassVar[ModuleType]
 
+    def __new__(
+        cls,
+        env: EnvLike | None = None,
+        seed: int | None = None,
+        *,
+        seeds: Sequence[int] | None = None,
+        preset: str | None = None,
+        n_envs: int | None = None,
+        run_dir: str | Path | None | bool = None,
+        **hyperparameters: Any,
+    ) -> Any:
+        if seeds is not None and seed is not None:
+            raise DuettoError(
+                f"seeds given twice (seed={seed!r} and seeds={list(seeds)!r}); give one: seed= "
+                "for one run, seeds= for several in one program."
+            )
+        if is_jax_env(env):
+            return FusedAgent(
+                cls.algorithm,
+                env,
+                seeds if seeds is not None else [0 if seed is None else seed],
+                preset=preset,
+                n_envs=n_envs,
+                run_dir=run_dir,
+                hyperparameters=hyperparameters,
+            )
+        if seeds is not None:
+            raise DuettoError(
+                f"seeds= trains several seeds in one compiled program, which needs a JAX-native "
+                f"env such as 'gymnax:{env_name(env) if env is not None else 'CartPole-v1'}'. "
+                "For a Gymnasium env, make one agent per seed (the CLI's --seeds does this)."
+            )
+        return super().__new__(cls)
+
     def __init__(
         self,
         env: EnvLike,
-        seed: int = 0,
+        seed: int | None = None,
         *,
+        seeds: Sequence[int] | None = None,
         preset: str | None = None,
         n_envs: int | None = None,
         run_dir: str | Path | None | bool = None,
         **hyperparameters: Any,
     ):
         algo = self.algorithm
+        seed = 0 if seed is None else seed
         if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0:
             raise DuettoError(f"seed must be a non-negative integer, got {seed!r}.")
         preset_values = {}
@@ -363,7 +401,7 @@ class PPO(Agent):
 AGENTS: dict[str, type[Agent]] = {"sac": SAC, "ppo": PPO}
 
 
-def load(path: str | Path, env: EnvLike | None = None) -> Agent:
+def load(path: str | Path, env: EnvLike | None = None) -> Agent | FusedAgent:
     """An agent from a checkpoint file or a run directory (its latest checkpoint).
 
     Loaded from a run directory (or a checkpoint inside one), further learn() calls keep writing
@@ -380,6 +418,10 @@ def load(path: str | Path, env: EnvLike | None = None) -> Agent:
         raise DuettoError(f"checkpoint '{ckpt}' is for unknown algorithm {meta.get('algo')!r}.")
     cls = AGENTS[meta["algo"]]
     algo = cls.algorithm
+    if meta.get("loop") == "fused":
+        if env is not None:
+            raise DuettoError("a fused run resumes on its own JAX-native env; do not pass env=.")
+        return load_fused(algo, ckpt, run, meta, leaves)
     config = build_config(algo.CONFIG, algo.NAME, {}, meta["config"])
     replaced = env is not None
     vec = make_vector_env(env, meta["n_envs"]) if replaced else wrap_vector_env(envs)

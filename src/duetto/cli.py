@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from duetto.envs.jaxenv import is_jax_env, jax_env_names
 from duetto.errors import DuettoError, did_you_mean
+from duetto.fused_agent import seed_tag
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,18 +36,28 @@ def _train_parser(algo_name: str | None) -> tuple[_Parser, list[str]]:
     p = _Parser(prog=prog, description="Train an agent and write a run directory.")
     if algo_name is not None:
         p.add_argument("algo", help="algorithm (see 'duetto list')")
-    p.add_argument("--env", help="Gymnasium environment id, e.g. Pendulum-v1")
+    p.add_argument(
+        "--env",
+        help="Gymnasium id (e.g. Pendulum-v1: host loop) or JAX-native id "
+        "(e.g. gymnax:CartPole-v1: fused loop)",
+    )
     p.add_argument(
         "--steps",
         type=int,
         help="env steps to train (with --resume: steps to add); "
         "default: the preset's budget, else 20000",
     )
+    p.add_argument("--seed", type=int, help="the one integer that determines the run (default 0)")
     p.add_argument(
-        "--seed", type=int, default=0, help="the one integer that determines the run (default 0)"
+        "--seeds",
+        type=parse_seeds,
+        help="several seeds, e.g. 0-7 or 0,3,5: one vmapped program on a gymnax env, one run "
+        "after another on a Gymnasium env; a run directory per seed and an aggregate",
     )
     p.add_argument(
-        "--n-envs", type=int, default=1, help="sub-envs of the training vector env (default 1)"
+        "--n-envs",
+        type=int,
+        help="sub-envs of the training vector env (default: the preset's, or 1)",
     )
     p.add_argument("--preset", help="named hyperparameter set (see 'duetto list')")
     p.add_argument("--out", help="run directory (default runs/<algo>-<env>-s<seed>-<time>)")
@@ -89,6 +101,27 @@ def _train_parser(algo_name: str | None) -> tuple[_Parser, list[str]]:
     return p, hp_names
 
 
+def parse_seeds(text: str) -> list[int]:
+    """'0-7' -> [0..7]; '0,3,5' -> [0, 3, 5]; '4' -> [4]."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part.strip()[1:]:
+                lo, hi = part.split("-", 1)
+                if int(hi) < int(lo):
+                    raise ValueError
+                seeds += range(int(lo), int(hi) + 1)
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise DuettoError(
+            f"--seeds '{text}' is not a seed list; write a range like 0-7 or a list like 0,3,5."
+        ) from None
+    if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise DuettoError(f"--seeds '{text}' must list distinct non-negative seeds.")
+    return seeds
+
+
 def _reject_unknown(extra: list[str], parser: _Parser) -> None:
     if not extra:
         return
@@ -104,7 +137,7 @@ def _reject_unknown(extra: list[str], parser: _Parser) -> None:
 
 def cmd_train(argv: list[str]) -> int:
     import duetto
-    from duetto.algorithms import PRESET_BUDGET, get_algorithm
+    from duetto.algorithms import get_algorithm
 
     algo_name = argv[0] if argv and not argv[0].startswith("-") else None
     if algo_name is not None:
@@ -124,6 +157,10 @@ def cmd_train(argv: list[str]) -> int:
             raise DuettoError("--resume needs --steps: the number of env steps to add.")
         if not Path(args.resume).is_dir():
             raise DuettoError(f"no run directory at '{args.resume}' to resume.")
+        if (Path(args.resume) / "seed-0").is_dir() and not (Path(args.resume) / "checkpoints").glob(
+            "*.ckpt"
+        ):
+            pass
         agent = duetto.load(args.resume)
     else:
         if algo_name is None:
@@ -139,15 +176,30 @@ def cmd_train(argv: list[str]) -> int:
         hps = {
             n: getattr(args, f"hp_{n}") for n in hp_names if getattr(args, f"hp_{n}") is not None
         }
+        if args.seeds is not None and args.seed is not None:
+            raise DuettoError(
+                f"seeds given twice (--seed {args.seed} and --seeds); give one of them."
+            )
         cls = duetto.agent.AGENTS[get_algorithm(algo_name).NAME]
+        if args.seeds is not None and not is_jax_env(args.env):
+            return _train_host_seeds(cls, args, hps, progress)
         agent = cls(
             args.env,
-            seed=args.seed,
+            seed=args.seed if args.seeds is None else None,
+            seeds=args.seeds,
             preset=args.preset,
             n_envs=args.n_envs,
             run_dir=args.out,
             **hps,
         )
+    _learn(agent, args, progress)
+    _report(agent)
+    return 0
+
+
+def _learn(agent: Any, args: argparse.Namespace, progress: bool) -> None:
+    from duetto.algorithms import PRESET_BUDGET
+
     steps = args.steps or PRESET_BUDGET(agent.algorithm, agent.preset)
     if steps < 1:
         raise DuettoError(f"--steps must be a positive number of env steps, got {steps}.")
@@ -159,17 +211,86 @@ def cmd_train(argv: list[str]) -> int:
         stop_at_return=args.stop_at_return,
         progress=progress,
     )
-    ev = agent._last_eval or {}
+
+
+def _report(agent: Any) -> None:
+    from duetto.fused_agent import FusedAgent
+
+    if isinstance(agent, FusedAgent):
+        ev, wall = agent.last_eval or {}, agent.train_wall
+        who = f"seeds {seed_tag(agent.seeds)}" if len(agent.seeds) > 1 else f"seed {agent.seeds[0]}"
+        what = (
+            f"evaluation ({len(ev.get('returns', [[]])[0])} episodes per seed, deterministic): "
+            f"return {ev.get('return_mean', float('nan')):.1f}, mean over seeds "
+            f"(per seed: {', '.join(f'{r:.1f}' for r in ev.get('seed_returns', []))})"
+        )
+    else:
+        ev, wall = agent._last_eval or {}, agent._train_wall
+        who = f"seed {agent.seed}"
+        what = (
+            f"evaluation ({len(ev.get('returns', []))} episodes, deterministic): "
+            f"return {ev.get('return_mean', float('nan')):.1f} ± {ev.get('return_std', 0.0):.1f}"
+        )
     print(
-        f"{agent.algorithm.NAME} on {agent.env_id}, seed {agent.seed}: {agent.env_steps} env "
-        f"steps in {agent._train_wall:.1f} s of training"
+        f"{agent.algorithm.NAME} on {agent.env_id}, {who}: {agent.env_steps} env steps"
+        f"{' per seed' if who.startswith('seeds') else ''} in {wall:.1f} s of training"
     )
+    print(what)
+    if agent.run_dir is not None:
+        print(f"run directory: {agent.run_dir}")
+        print(f"learning curve: {agent.run_dir / 'curve.png'}")
+
+
+def _train_host_seeds(cls: Any, args: argparse.Namespace, hps: dict, progress: bool) -> int:
+    """One host-loop run per seed, one after another, in <out>/seed-<s>, and the aggregate."""
+    import time
+
+    from duetto.analysis.curves import plot_learning_curve
+    from duetto.runs.rundir import check_new_run_dir, default_run_dir, write_json
+
+    algo = cls.algorithm
+    parent = (
+        Path(args.out) if args.out else default_run_dir(algo.NAME, args.env, seed_tag(args.seeds))
+    )
+    check_new_run_dir(parent)
+    agents = []
+    for seed in args.seeds:
+        agent = cls(
+            args.env,
+            seed=seed,
+            preset=args.preset,
+            n_envs=args.n_envs,
+            run_dir=parent / f"seed-{seed}",
+            **hps,
+        )
+        if len(agents) == 0:
+            write_json(
+                parent / "config.json",
+                {
+                    **agent._identity(),
+                    "seed": None,
+                    "seeds": args.seeds,
+                    "loop": "host",
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                },
+            )
+        _learn(agent, args, progress)
+        _report(agent)
+        agents.append(agent)
+    seed_returns = [a._last_eval["return_mean"] for a in agents]
+    summary = {
+        "seeds": args.seeds,
+        "return_mean": sum(seed_returns) / len(seed_returns),
+        "seed_returns": seed_returns,
+    }
+    write_json(parent / "eval.json", summary)
+    plot_learning_curve([a.run_dir for a in agents], parent / "curve.png")
     print(
-        f"evaluation ({len(ev.get('returns', []))} episodes, deterministic): "
-        f"return {ev.get('return_mean', float('nan')):.1f} ± {ev.get('return_std', 0.0):.1f}"
+        f"{len(agents)} seeds: mean evaluation return {summary['return_mean']:.1f} "
+        f"(per seed: {', '.join(f'{r:.1f}' for r in seed_returns)})"
     )
-    print(f"run directory: {agent.run_dir}")
-    print(f"learning curve: {agent.run_dir / 'curve.png'}")
+    print(f"run directory: {parent}")
+    print(f"learning curve: {parent / 'curve.png'}")
     return 0
 
 
@@ -182,7 +303,12 @@ def cmd_eval(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, help="seed of the first evaluation episode")
     args = p.parse_args(argv)
     agent = duetto.load(args.run)
-    result = agent.evaluate(args.episodes, seed=args.seed)
+    if isinstance(agent, duetto.agent.FusedAgent):
+        if args.seed is not None:
+            raise DuettoError("--seed: a fused run seeds its evaluation episodes itself.")
+        result = agent.evaluate(args.episodes)
+    else:
+        result = agent.evaluate(args.episodes, seed=args.seed)
     print(
         f"{agent.algorithm.NAME} on {agent.env_id} after {agent.env_steps} env steps: "
         f"return {result['return_mean']:.1f} ± {result['return_std']:.1f} over "
@@ -235,6 +361,10 @@ def cmd_list(argv: list[str]) -> int:
             line = "  "
         line += env_id + "  "
     print(line)
+    print(
+        "JAX-native environments (fused loop; tested: CartPole, Pendulum, Acrobot, MountainCarC.):"
+    )
+    print("  " + "  ".join(jax_env_names()[:5]) + "  ...")
     return 0
 
 

@@ -21,7 +21,7 @@ from duetto.errors import DuettoError
 from duetto.runs.checkpoint import SUFFIX, atomic_write
 
 
-def default_run_dir(algo: str, env: str, seed: int, root: str = "runs") -> Path:
+def default_run_dir(algo: str, env: str, seed: int | str, root: str = "runs") -> Path:
     safe_env = re.sub(r"[^A-Za-z0-9_.-]+", "_", env)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = Path(root) / f"{algo}-{safe_env}-s{seed}-{stamp}"

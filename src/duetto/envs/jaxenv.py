@@ -1,0 +1,116 @@
+"""JAX-native environments (gymnax) for the fused loop: ids are written "gymnax:CartPole-v1".
+
+gymnax 1.x steps like a Gymnasium vector env in SAME_STEP mode: `step` auto-resets an ended
+episode and returns `terminated`, `truncated` (the time limit) and the true final observation in
+`info["final_observation"]`, so truncated episodes bootstrap from the right state here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from duetto.envs.spec import EnvSpec
+from duetto.errors import DuettoError, did_you_mean
+
+PREFIX = "gymnax:"
+# The gymnax environments duetto tests and documents (others registered by gymnax also work
+# when their observations are flat vectors and their actions Discrete or Box).
+TESTED = ("CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCarContinuous-v0")
+
+
+def is_jax_env(env: Any) -> bool:
+    return isinstance(env, str) and env.startswith(PREFIX)
+
+
+def jax_env_names() -> list[str]:
+    import gymnax
+
+    return [PREFIX + name for name in gymnax.registered_envs]
+
+
+@dataclass(frozen=True)
+class JaxEnv:
+    """A gymnax environment with its default parameters, described for the algorithms."""
+
+    env_id: str  # with the prefix
+    env: Any
+    params: Any
+    spec: EnvSpec
+    low: np.ndarray | None  # Box bounds, or None for Discrete
+    high: np.ndarray | None
+    max_steps: int  # the time limit, which bounds an evaluation episode
+
+    def reset(self, key: jax.Array, n: int) -> tuple[jnp.ndarray, Any]:
+        """n fresh episodes: (obs [n, obs_dim], env states [n])."""
+        obs, state = jax.vmap(self.env.reset, in_axes=(0, None))(
+            jax.random.split(key, n), self.params
+        )
+        return obs.reshape(n, -1).astype(jnp.float32), state
+
+    def step(self, key: jax.Array, state: Any, action: jnp.ndarray) -> tuple:
+        """Step n envs with policy actions: -> (obs, state, reward, terminated, truncated,
+        final_obs), where obs is after autoreset and final_obs the observation each env
+        reached."""
+        n = action.shape[0]
+        obs, state, reward, terminated, truncated, info = jax.vmap(
+            self.env.step, in_axes=(0, 0, 0, None)
+        )(jax.random.split(key, n), state, self.to_env(action), self.params)
+        final = info["final_observation"].reshape(n, -1).astype(jnp.float32)
+        return (
+            obs.reshape(n, -1).astype(jnp.float32),
+            state,
+            reward.reshape(n).astype(jnp.float32),
+            terminated.reshape(n).astype(jnp.float32),
+            truncated.reshape(n).astype(jnp.float32),
+            final,
+        )
+
+    def to_env(self, action: jnp.ndarray) -> jnp.ndarray:
+        """Policy actions -> env actions: Discrete indices as int32; Box from [-1, 1] (clipped)
+        to [low, high]."""
+        if self.spec.discrete:
+            return action.astype(jnp.int32)
+        low, high = jnp.asarray(self.low), jnp.asarray(self.high)
+        return low + 0.5 * (jnp.clip(action, -1.0, 1.0) + 1.0) * (high - low)
+
+
+def make_jax_env(env_id: str, algo: str, action_spaces: tuple[str, ...]) -> JaxEnv:
+    """The gymnax env for "gymnax:<name>", checked against what `algo` serves."""
+    import gymnax
+    from gymnax.environments import spaces
+
+    name = env_id.removeprefix(PREFIX)
+    if name not in gymnax.registered_envs:
+        raise DuettoError(
+            f"unknown JAX-native environment '{env_id}'."
+            f"{did_you_mean(name, gymnax.registered_envs)} Available: "
+            f"{', '.join(PREFIX + n for n in TESTED)} (and the rest of gymnax's registry)."
+        )
+    env, params = gymnax.make(name)
+    obs_space = env.observation_space(params)
+    act_space = env.action_space(params)
+    obs_dim = int(np.prod(obs_space.shape))
+    if isinstance(act_space, spaces.Discrete):
+        if "discrete" not in action_spaces:
+            raise DuettoError(
+                f"{algo} needs a continuous (Box) action space; '{env_id}' has Discrete"
+                f"({act_space.n}) actions. Use ppo for it, or a continuous env such as "
+                "gymnax:Pendulum-v1."
+            )
+        spec = EnvSpec(obs_dim=obs_dim, action_dim=int(act_space.n), discrete=True)
+        low = high = None
+    elif isinstance(act_space, spaces.Box):
+        if "box" not in action_spaces:
+            raise DuettoError(f"{algo} cannot handle the continuous actions of '{env_id}'.")
+        shape = act_space.shape or (1,)
+        low = np.broadcast_to(np.asarray(act_space.low, np.float32), shape).ravel()
+        high = np.broadcast_to(np.asarray(act_space.high, np.float32), shape).ravel()
+        spec = EnvSpec(obs_dim=obs_dim, action_dim=low.size)
+    else:
+        raise DuettoError(f"{algo} cannot handle the action space of '{env_id}' ({act_space}).")
+    return JaxEnv(env_id, env, params, spec, low, high, int(params.max_steps_in_episode))

@@ -1,0 +1,217 @@
+"""The fused loop: a JAX-native env, collection, updates and evaluation in compiled programs,
+vmapped over seeds.
+
+One iteration is one rollout and one update (on-policy) or one vector step with its stored
+transition and `gradient_steps` updates (off-policy). `train(state, n)` runs n iterations as one
+compiled loop for every seed at once; `evaluate(state, episodes)` plays deterministic episodes
+to their end in-graph. The host calls `train` once per chunk (an evaluation interval), so that
+progress, logs, evaluations and checkpoints still happen during a long run, and both programs
+take the chunk length as an argument: they compile once per run, whatever the budget.
+
+The state of every seed has a leading [n_seeds] axis. The loop knows an algorithm only by its
+module interface (init, act, update; explore for on-policy) and the loop fields of its config.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+
+from duetto.data.replay import Replay, Transition, replay_add, replay_init, replay_sample
+from duetto.data.rollout import Rollout
+from duetto.envs.jaxenv import JaxEnv
+
+
+@flax.struct.dataclass
+class FusedState:
+    """One seed's run (the loop vmaps it over seeds); all of it is checkpointed."""
+
+    algo: Any
+    replay: Replay | None  # off-policy only
+    env_state: Any  # [n_envs] gymnax states
+    obs: jnp.ndarray  # [n_envs, obs_dim], the observation the next action is for
+    key: jax.Array
+    eval_key: jax.Array  # evaluation episodes are seeded from (eval_key, env_steps)
+    env_steps: jnp.ndarray  # int32 []
+    episode_return: jnp.ndarray  # [n_envs], of the running training episodes
+    episode_length: jnp.ndarray  # [n_envs]
+
+
+class FusedLoop:
+    """The compiled programs of one fused run (an algorithm, a gymnax env, n_envs, n_seeds)."""
+
+    def __init__(self, algo: ModuleType, config: Any, env: JaxEnv, n_envs: int):
+        self.algo, self.config, self.env, self.n_envs = algo, config, env, n_envs
+        self.on_policy = algo.LOOP == "onpolicy"
+        self.steps_per_iteration = n_envs * (config.n_steps if self.on_policy else 1)
+        if self.on_policy:
+            algo.check(config, n_envs)
+        self._train = jax.jit(jax.vmap(self._train_one, in_axes=(0, None)), donate_argnums=0)
+        self._evaluate = jax.jit(jax.vmap(self._evaluate_one, in_axes=(0, None)), static_argnums=1)
+        self._init = jax.jit(jax.vmap(self._init_one))
+
+    # ---- state ----------------------------------------------------------------------------
+
+    def _init_one(self, key: jax.Array, eval_key: jax.Array) -> FusedState:
+        algo, config, env, n = self.algo, self.config, self.env, self.n_envs
+        k_algo, k_env, k_loop = jax.random.split(key, 3)
+        if self.on_policy:
+            algo_state, replay = algo.init(k_algo, env.spec, config, n), None
+        else:
+            algo_state = algo.init(k_algo, env.spec, config)
+            replay = replay_init(config.buffer_size, env.spec.obs_dim, env.spec.action_dim)
+        obs, env_state = env.reset(k_env, n)
+        return FusedState(
+            algo=algo_state,
+            replay=replay,
+            env_state=env_state,
+            obs=obs,
+            key=k_loop,
+            eval_key=eval_key,
+            env_steps=jnp.zeros((), jnp.int32),
+            episode_return=jnp.zeros((n,), jnp.float32),
+            episode_length=jnp.zeros((n,), jnp.int32),
+        )
+
+    def init(self, seeds: list[int], eval_offset: int) -> FusedState:
+        """A fresh state per seed: [n_seeds] along the leading axis."""
+        keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+        eval_keys = jnp.stack([jax.random.PRNGKey(s + eval_offset) for s in seeds])
+        return self._init(keys, eval_keys)
+
+    def shapes(self, n_seeds: int) -> FusedState:
+        keys = jax.ShapeDtypeStruct((n_seeds, 2), jnp.uint32)
+        return jax.eval_shape(self._init, keys, keys)
+
+    # ---- one iteration --------------------------------------------------------------------
+
+    def _env_step(self, fs: FusedState, action: jnp.ndarray, key: jax.Array) -> tuple:
+        obs, env_state, reward, terminated, truncated, final = self.env.step(
+            key, fs.env_state, action
+        )
+        done = jnp.maximum(terminated, truncated)
+        ep_return = fs.episode_return + reward
+        ep_length = fs.episode_length + 1
+        finished = (jnp.sum(ep_return * done), jnp.sum(done))
+        fs = fs.replace(
+            env_state=env_state,
+            obs=obs,
+            env_steps=fs.env_steps + self.n_envs,
+            episode_return=ep_return * (1.0 - done),
+            episode_length=ep_length * (1 - done.astype(jnp.int32)),
+        )
+        return fs, (reward, terminated, done, final), finished
+
+    def _on_policy_iteration(self, fs: FusedState) -> tuple[FusedState, dict, tuple]:
+        algo = self.algo
+
+        def step(fs: FusedState, _: None) -> tuple[FusedState, tuple]:
+            key, k_act, k_env = jax.random.split(fs.key, 3)
+            obs = fs.obs
+            action, log_prob = algo.explore(fs.algo, obs, k_act)
+            fs, (reward, terminated, done, final), finished = self._env_step(
+                fs.replace(key=key), action, k_env
+            )
+            row = Rollout(obs, action, log_prob, reward, final, terminated, done)
+            return fs, (row, finished)
+
+        fs, (rollout, finished) = jax.lax.scan(step, fs, None, length=self.config.n_steps)
+        algo_state, metrics = algo.update(fs.algo, rollout)
+        ones = jnp.ones((), jnp.float32)
+        return fs.replace(algo=algo_state), metrics, (jax.tree.map(jnp.sum, finished), ones)
+
+    def _off_policy_iteration(self, fs: FusedState) -> tuple[FusedState, dict, tuple]:
+        algo, config = self.algo, self.config
+        key, k_act, k_env, k_sample = jax.random.split(fs.key, 4)
+        obs = fs.obs
+        shape = (self.n_envs, self.env.spec.action_dim)
+        random_action = jax.random.uniform(k_act, shape, minval=-1.0, maxval=1.0)
+        policy_action = algo.act(fs.algo, obs, k_act, False)
+        action = jnp.where(fs.env_steps < config.learning_starts, random_action, policy_action)
+        fs, (reward, terminated, _, final), finished = self._env_step(
+            fs.replace(key=key), action, k_env
+        )
+        replay = replay_add(fs.replay, Transition(obs, action, reward, final, terminated))
+        ready = fs.env_steps >= max(config.learning_starts, 1)  # env steps after this one
+
+        def learn(algo_state: Any) -> tuple[Any, dict]:
+            def gradient_step(state: Any, k: jax.Array) -> tuple[Any, dict]:
+                return algo.update(state, replay_sample(replay, k, config.batch_size))
+
+            keys = jax.random.split(k_sample, config.gradient_steps)
+            algo_state, metrics = jax.lax.scan(gradient_step, algo_state, keys)
+            return algo_state, jax.tree.map(jnp.mean, metrics)
+
+        def wait(algo_state: Any) -> tuple[Any, dict]:
+            shapes = jax.eval_shape(learn, algo_state)[1]
+            return algo_state, jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), shapes)
+
+        algo_state, metrics = jax.lax.cond(ready, learn, wait, fs.algo)
+        weight = ready.astype(jnp.float32)
+        return fs.replace(algo=algo_state, replay=replay), metrics, (finished, weight)
+
+    # ---- programs -------------------------------------------------------------------------
+
+    def _train_one(self, fs: FusedState, iterations: jnp.ndarray) -> tuple[FusedState, dict]:
+        """`iterations` iterations; returns the state and the chunk's summary: the mean of each
+        update metric, and the sum and count of the training episodes that ended."""
+        iterate = self._on_policy_iteration if self.on_policy else self._off_policy_iteration
+        metric_shapes = jax.eval_shape(lambda s: iterate(s)[1], fs)
+        zeros = jax.tree.map(lambda m: jnp.zeros(m.shape, jnp.float32), metric_shapes)
+
+        def body(_: jnp.ndarray, carry: tuple) -> tuple:
+            fs, sums, weight, ep_sum, ep_count = carry
+            fs, metrics, ((f_sum, f_count), w) = iterate(fs)
+            sums = jax.tree.map(lambda s, m: s + w * m, sums, metrics)
+            return fs, sums, weight + w, ep_sum + f_sum, ep_count + f_count
+
+        zero = jnp.zeros((), jnp.float32)
+        fs, sums, weight, ep_sum, ep_count = jax.lax.fori_loop(
+            0, iterations, body, (fs, zeros, zero, zero, zero)
+        )
+        summary = {
+            "metrics": jax.tree.map(lambda s: s / jnp.maximum(weight, 1.0), sums),
+            "updated": weight,
+            "episode_return_sum": ep_sum,
+            "episodes": ep_count,
+        }
+        return fs, summary
+
+    def _evaluate_one(self, fs: FusedState, episodes: int) -> dict:
+        """Deterministic returns of `episodes` fresh episodes, played to their end (or the time
+        limit) in one loop; seeded by (eval_key, env_steps), so a resumed run evaluates as the
+        original did."""
+        env, algo = self.env, self.algo
+        key = jax.random.fold_in(fs.eval_key, fs.env_steps)
+        k_reset, k_steps = jax.random.split(key)
+        obs, env_state = env.reset(k_reset, episodes)
+        zeros = jnp.zeros((episodes,), jnp.float32)
+
+        def cond(carry: tuple) -> jnp.ndarray:
+            t, _, _, _, _, running = carry
+            return (t < env.max_steps) & (running.sum() > 0)
+
+        def body(carry: tuple) -> tuple:
+            t, obs, env_state, returns, lengths, running = carry
+            action = algo.act(fs.algo, obs, None, True)
+            obs, env_state, reward, terminated, truncated, _ = env.step(
+                jax.random.fold_in(k_steps, t), env_state, action
+            )
+            returns = returns + reward * running
+            lengths = lengths + running
+            running = running * (1.0 - jnp.maximum(terminated, truncated))
+            return t + 1, obs, env_state, returns, lengths, running
+
+        carry = (0, obs, env_state, zeros, zeros, jnp.ones((episodes,), jnp.float32))
+        _, _, _, returns, lengths, _ = jax.lax.while_loop(cond, body, carry)
+        return {"returns": returns, "lengths": lengths}
+
+    def train(self, state: FusedState, iterations: int) -> tuple[FusedState, dict]:
+        return self._train(state, jnp.asarray(iterations, jnp.int32))
+
+    def evaluate(self, state: FusedState, episodes: int) -> dict:
+        return self._evaluate(state, episodes)
