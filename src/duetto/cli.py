@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 from duetto.envs.jaxenv import is_jax_env, jax_env_names
 from duetto.errors import DuettoError, did_you_mean
 from duetto.fused_agent import seed_tag
+from duetto.runs.rundir import read_json
 
 
 class _Parser(argparse.ArgumentParser):
@@ -157,10 +158,12 @@ def cmd_train(argv: list[str]) -> int:
             raise DuettoError("--resume needs --steps: the number of env steps to add.")
         if not Path(args.resume).is_dir():
             raise DuettoError(f"no run directory at '{args.resume}' to resume.")
-        if (Path(args.resume) / "seed-0").is_dir() and not (Path(args.resume) / "checkpoints").glob(
-            "*.ckpt"
-        ):
-            pass
+        config_file = Path(args.resume) / "config.json"
+        if config_file.exists() and read_json(config_file).get("loop") == "host":
+            raise DuettoError(
+                f"'{args.resume}' holds one run per seed; resume each of them: "
+                f"--resume {Path(args.resume) / 'seed-N'}."
+            )
         agent = duetto.load(args.resume)
     else:
         if algo_name is None:

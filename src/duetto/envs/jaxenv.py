@@ -50,6 +50,8 @@ class JaxEnv:
         obs, state = jax.vmap(self.env.reset, in_axes=(0, None))(
             jax.random.split(key, n), self.params
         )
+        # Strong types, as step returns them (else the first train call compiles twice).
+        state = jax.tree.map(lambda x: jnp.asarray(x, dtype=x.dtype), state)
         return obs.reshape(n, -1).astype(jnp.float32), state
 
     def step(self, key: jax.Array, state: Any, action: jnp.ndarray) -> tuple:
