@@ -133,6 +133,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         "clip_range": 0.2,
         "vf_coef": 1.0,
     },
+    # CleanRL ppo.py for classic control (4 envs x 128 steps, 4 epochs x 4 minibatches,
+    # 500k steps), which is also PureJaxRL's ppo.py default config: the throughput anchor.
+    "classic": {
+        "n_steps": 128,
+        "batch_size": 128,
+        "n_epochs": 4,
+        "learning_rate": 2.5e-4,
+        "anneal_steps": 500_000,
+        "ent_coef": 0.01,
+        "clip_range_vf": 0.2,
+    },
     # CleanRL ppo_continuous_action.py (1 env, 1M steps): clipped value loss, normalisation.
     "cleanrl": {
         "clip_range_vf": 0.2,
@@ -141,8 +152,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "normalize_reward": True,
     },
 }
-PRESET_STEPS = {"cartpole": 100_000, "pendulum": 200_000, "cleanrl": 1_000_000}
-PRESET_ENVS = {"cartpole": 8, "pendulum": 4, "cleanrl": 1}
+PRESET_STEPS = {"cartpole": 100_000, "pendulum": 200_000, "classic": 500_000, "cleanrl": 1_000_000}
+PRESET_ENVS = {"cartpole": 8, "pendulum": 4, "classic": 4, "cleanrl": 1}
 
 
 @flax.struct.dataclass
