@@ -9,13 +9,26 @@ import numpy as np
 import pytest
 
 ENV = {**os.environ, "DUETTO_COMPILATION_CACHE": "0"}
-SMALL = ["--hidden", "32,32", "--batch-size", "32", "--learning-starts", "64",
-         "--buffer-size", "1000"]
+SMALL = [
+    "--hidden",
+    "32,32",
+    "--batch-size",
+    "32",
+    "--learning-starts",
+    "64",
+    "--buffer-size",
+    "1000",
+]
 
 
 def duetto(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "duetto", *map(str, args)], capture_output=True,
-                          text=True, env=ENV, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "duetto", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=cwd,
+    )
 
 
 def _ckpt_arrays(path):
@@ -28,12 +41,32 @@ def _ckpt_arrays(path):
 
 def test_train_eval_resume_end_to_end(tmp_path):
     out = tmp_path / "run"
-    r = duetto("train", "sac", "--env", "Pendulum-v1", "--steps", 300, "--seed", 3,
-               "--eval-every", 150, "--eval-episodes", 2, "--out", out, *SMALL)
+    r = duetto(
+        "train",
+        "sac",
+        "--env",
+        "Pendulum-v1",
+        "--steps",
+        300,
+        "--seed",
+        3,
+        "--eval-every",
+        150,
+        "--eval-episodes",
+        2,
+        "--out",
+        out,
+        *SMALL,
+    )
     assert r.returncode == 0, r.stderr
     assert "evaluation (2 episodes" in r.stdout and str(out) in r.stdout
-    for name in ("config.json", "metrics.jsonl", "eval.json", "curve.png",
-                 "checkpoints/step-0000000300.ckpt"):
+    for name in (
+        "config.json",
+        "metrics.jsonl",
+        "eval.json",
+        "curve.png",
+        "checkpoints/step-0000000300.ckpt",
+    ):
         assert (out / name).exists(), name
     assert list((out / "tb").iterdir())
     config = json.loads((out / "config.json").read_text())
@@ -47,11 +80,25 @@ def test_train_eval_resume_end_to_end(tmp_path):
     assert (out / "checkpoints/step-0000000600.ckpt").exists()
 
     straight = tmp_path / "straight"
-    r = duetto("train", "sac", "--env", "Pendulum-v1", "--steps", 600, "--seed", 3,
-               "--out", straight, *SMALL)
+    r = duetto(
+        "train",
+        "sac",
+        "--env",
+        "Pendulum-v1",
+        "--steps",
+        600,
+        "--seed",
+        3,
+        "--out",
+        straight,
+        *SMALL,
+    )
     assert r.returncode == 0, r.stderr
-    for a, b in zip(_ckpt_arrays(out / "checkpoints/step-0000000600.ckpt"),
-                    _ckpt_arrays(straight / "checkpoints/step-0000000600.ckpt"), strict=True):
+    for a, b in zip(
+        _ckpt_arrays(out / "checkpoints/step-0000000600.ckpt"),
+        _ckpt_arrays(straight / "checkpoints/step-0000000600.ckpt"),
+        strict=True,
+    ):
         np.testing.assert_array_equal(a, b)
 
     r = duetto("eval", out, "--episodes", 3)
@@ -78,18 +125,21 @@ def test_list_and_help():
     assert "default: 0.005" in r.stdout and "paper" in r.stdout
 
 
-@pytest.mark.parametrize("args,message", [
-    (["train", "sac", "--env", "CartPole-v1"], "needs a continuous (Box) action space"),
-    (["train", "sac", "--env", "Pendulum-v9"], "unknown environment 'Pendulum-v9'"),
-    (["train", "sacc", "--env", "Pendulum-v1"], "Did you mean 'sac'?"),
-    (["train", "sac", "--env", "Pendulum-v1", "--lr", "1e-3"], "unknown option '--lr'"),
-    (["train", "sac", "--env", "Pendulum-v1", "--gamma", "2"], "'gamma' is 2.0; it must be in"),
-    (["train", "sac", "--env", "Pendulum-v1", "--preset", "fats"], "Did you mean 'fast'?"),
-    (["train", "sac"], "give an environment with --env"),
-    (["train", "--resume", "/nonexistent/run", "--steps", "10"], "no run directory"),
-    (["eval", "/nonexistent/run"], "no checkpoint at"),
-    (["fly"], "unknown command 'fly'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "sac", "--env", "CartPole-v1"], "needs a continuous (Box) action space"),
+        (["train", "sac", "--env", "Pendulum-v9"], "unknown environment 'Pendulum-v9'"),
+        (["train", "sacc", "--env", "Pendulum-v1"], "Did you mean 'sac'?"),
+        (["train", "sac", "--env", "Pendulum-v1", "--lr", "1e-3"], "unknown option '--lr'"),
+        (["train", "sac", "--env", "Pendulum-v1", "--gamma", "2"], "'gamma' is 2.0; it must be in"),
+        (["train", "sac", "--env", "Pendulum-v1", "--preset", "fats"], "Did you mean 'fast'?"),
+        (["train", "sac"], "give an environment with --env"),
+        (["train", "--resume", "/nonexistent/run", "--steps", "10"], "no run directory"),
+        (["eval", "/nonexistent/run"], "no checkpoint at"),
+        (["fly"], "unknown command 'fly'"),
+    ],
+)
 def test_bad_input_gets_one_clear_line_and_nonzero_exit(args, message):
     r = duetto(*args)
     assert r.returncode != 0

@@ -12,9 +12,15 @@ from duetto.callbacks import CheckpointEvery, FunctionCallback, StopOnReturn
 def test_callbacks_fire_on_their_intervals_and_can_stop(tmp_path, tiny):
     seen = []
     agent = duetto.SAC("Pendulum-v1", seed=0, run_dir=tmp_path / "run", **tiny)
-    agent.learn(300, eval_every=100, eval_episodes=2,
-                callbacks=[FunctionCallback(lambda ctx: seen.append(ctx.env_steps), every=70),
-                           CheckpointEvery(150)])
+    agent.learn(
+        300,
+        eval_every=100,
+        eval_episodes=2,
+        callbacks=[
+            FunctionCallback(lambda ctx: seen.append(ctx.env_steps), every=70),
+            CheckpointEvery(150),
+        ],
+    )
     assert seen == [70, 140, 210, 280]
     ckpts = sorted(p.name for p in (tmp_path / "run/checkpoints").iterdir())
     assert ckpts == ["step-0000000150.ckpt", "step-0000000300.ckpt"]
@@ -39,8 +45,9 @@ def test_stop_on_return_stops_after_the_first_good_evaluation(tiny):
 
 def test_run_directory_rows_and_curve(tmp_path, tiny):
     out = tmp_path / "run"
-    duetto.SAC("Pendulum-v1", seed=2, run_dir=out, **tiny).learn(400, eval_every=200,
-                                                                  eval_episodes=3, log_every=100)
+    duetto.SAC("Pendulum-v1", seed=2, run_dir=out, **tiny).learn(
+        400, eval_every=200, eval_episodes=3, log_every=100
+    )
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in rows if r["kind"] == "train"]
     evals = [r for r in rows if r["kind"] == "eval"]
@@ -92,9 +99,13 @@ def test_examples_run(tmp_path):
 
     root = Path(__file__).resolve().parent.parent
     for name in ("quickstart.py", "callbacks_and_resume.py"):
-        r = subprocess.run([sys.executable, str(root / "examples" / name)], cwd=tmp_path,
-                           capture_output=True, text=True,
-                           env={**os.environ, "DUETTO_COMPILATION_CACHE": "0"})
+        r = subprocess.run(
+            [sys.executable, str(root / "examples" / name)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "DUETTO_COMPILATION_CACHE": "0"},
+        )
         assert r.returncode == 0, r.stderr[-2000:]
         if name == "callbacks_and_resume.py":
             assert "resumed run identical to the straight run: True" in r.stdout

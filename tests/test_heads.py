@@ -24,8 +24,10 @@ def test_log_prob_sums_over_action_dimensions():
     u = jnp.array([[0.2, -1.0]])
     mean, log_std = jnp.array([[0.0, 0.5]]), jnp.array([[-0.3, 0.1]])
     joint = squashed_gaussian_log_prob(u, mean, log_std)
-    parts = [squashed_gaussian_log_prob(u[:, i:i + 1], mean[:, i:i + 1], log_std[:, i:i + 1])
-             for i in range(2)]
+    parts = [
+        squashed_gaussian_log_prob(u[:, i : i + 1], mean[:, i : i + 1], log_std[:, i : i + 1])
+        for i in range(2)
+    ]
     np.testing.assert_allclose(joint, parts[0] + parts[1], rtol=1e-6)
 
 
@@ -38,8 +40,9 @@ def test_log_prob_stays_finite_where_tanh_saturates():
 def test_sampled_density_integrates_to_one():
     a = np.linspace(-0.9999, 0.9999, 200_001)
     u = jnp.asarray(np.arctanh(a)[:, None], jnp.float32)
-    p = np.exp(np.asarray(squashed_gaussian_log_prob(u, jnp.full_like(u, 0.5),
-                                                     jnp.full_like(u, -0.5))))
+    p = np.exp(
+        np.asarray(squashed_gaussian_log_prob(u, jnp.full_like(u, 0.5), jnp.full_like(u, -0.5)))
+    )
     assert abs(np.trapezoid(p, a) - 1.0) < 2e-3
 
 

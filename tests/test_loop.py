@@ -29,8 +29,9 @@ def test_truncation_keeps_true_final_obs_and_does_not_terminate(tiny):
 
 
 def test_termination_is_stored_as_terminated(tiny):
-    agent = duetto.SAC(CountingEnv(terminate_at=3), seed=0, run_dir=False,
-                       **{**tiny, "learning_starts": 1000})
+    agent = duetto.SAC(
+        CountingEnv(terminate_at=3), seed=0, run_dir=False, **{**tiny, "learning_starts": 1000}
+    )
     agent.learn(7, eval_every=1000, eval_episodes=1)
     data = _stored(agent)
     np.testing.assert_array_equal(data.obs[:, 0], [0, 1, 2, 0, 1, 2, 0])
@@ -39,8 +40,9 @@ def test_termination_is_stored_as_terminated(tiny):
 
 
 def test_actions_are_stored_in_unit_box_and_rescaled_to_env_bounds(tiny):
-    agent = duetto.SAC(CountingEnv(terminate_at=50), seed=0, run_dir=False,
-                       **{**tiny, "learning_starts": 1000})
+    agent = duetto.SAC(
+        CountingEnv(terminate_at=50), seed=0, run_dir=False, **{**tiny, "learning_starts": 1000}
+    )
     agent.learn(40, eval_every=1000, eval_episodes=1)
     data = _stored(agent)
     assert np.all(np.abs(data.action) <= 1.0)
@@ -51,8 +53,13 @@ def test_actions_are_stored_in_unit_box_and_rescaled_to_env_bounds(tiny):
 
 
 def test_vector_envs_store_every_sub_env(tiny):
-    agent = duetto.SAC(CountingEnv(terminate_at=2), seed=0, n_envs=3, run_dir=False,
-                       **{**tiny, "learning_starts": 1000})
+    agent = duetto.SAC(
+        CountingEnv(terminate_at=2),
+        seed=0,
+        n_envs=3,
+        run_dir=False,
+        **{**tiny, "learning_starts": 1000},
+    )
     agent.learn(6, eval_every=1000, eval_episodes=1)
     data = _stored(agent)
     assert agent.env_steps == 6 and len(data.reward) == 6
@@ -64,8 +71,10 @@ def _params(agent):
 
 
 def test_same_seed_same_result_and_other_seed_differs(tiny):
-    runs = [duetto.SAC("Pendulum-v1", seed=s, run_dir=False, **tiny).learn(300, eval_every=300)
-            for s in (3, 3, 4)]
+    runs = [
+        duetto.SAC("Pendulum-v1", seed=s, run_dir=False, **tiny).learn(300, eval_every=300)
+        for s in (3, 3, 4)
+    ]
     a, b, c = (_params(r) for r in runs)
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
@@ -99,14 +108,17 @@ def test_unknown_hyperparameter_suggests_closest():
         duetto.SAC("Pendulum-v1", learnig_rate=1e-3)
 
 
-@pytest.mark.parametrize("key,value,match", [
-    ("tau", 0.0, "in \\(0, 1\\]"),
-    ("gamma", 1.5, "in \\[0, 1\\]"),
-    ("batch_size", 0, "in \\[1, inf\\]"),
-    ("learning_rate", float("nan"), "learning_rate"),
-    ("matmul_dtype", "float16", "one of 'float32', 'bfloat16'"),
-    ("batch_size", 2.5, "must be an integer"),
-])
+@pytest.mark.parametrize(
+    "key,value,match",
+    [
+        ("tau", 0.0, "in \\(0, 1\\]"),
+        ("gamma", 1.5, "in \\[0, 1\\]"),
+        ("batch_size", 0, "in \\[1, inf\\]"),
+        ("learning_rate", float("nan"), "learning_rate"),
+        ("matmul_dtype", "float16", "one of 'float32', 'bfloat16'"),
+        ("batch_size", 2.5, "must be an integer"),
+    ],
+)
 def test_out_of_range_values_are_refused(key, value, match):
     with pytest.raises(DuettoError, match=match):
         duetto.SAC("Pendulum-v1", **{key: value})

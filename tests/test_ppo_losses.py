@@ -126,3 +126,25 @@ def test_first_update_ratio_is_one_and_loss_decreases():
     )
     assert all(bool(c) for c in changed)
     assert int(new_state.updates) == 1
+
+
+def test_declared_metrics_are_what_update_returns():
+    """The loops size their metric sums from METRICS; update must return exactly those."""
+    from duetto.algorithms import sac
+    from duetto.config import build_config
+    from duetto.data.replay import Transition
+    from duetto.data.rollout import Rollout
+    from duetto.envs.spec import EnvSpec
+
+    spec = EnvSpec(obs_dim=3, action_dim=1)
+    cfg = build_config(ppo.PPOConfig, "ppo", {}, {"n_steps": 4, "batch_size": 4})
+    state = ppo.init(jax.random.PRNGKey(0), spec, cfg, n_envs=1)
+    z = jnp.zeros((4, 1))
+    rollout = Rollout(jnp.zeros((4, 1, 3)), jnp.zeros((4, 1, 1)), z, z, jnp.zeros((4, 1, 3)), z, z)
+    assert set(jax.eval_shape(ppo.update, state, rollout)[1]) == set(ppo.METRICS)
+    cfg = build_config(sac.SACConfig, "sac", {}, {})
+    state = sac.init(jax.random.PRNGKey(0), spec, cfg)
+    batch = Transition(
+        jnp.zeros((2, 3)), jnp.zeros((2, 1)), jnp.zeros(2), jnp.zeros((2, 3)), jnp.zeros(2)
+    )
+    assert set(jax.eval_shape(sac.update, state, batch)[1]) == set(sac.METRICS)

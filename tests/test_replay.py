@@ -9,8 +9,13 @@ from duetto.data.replay import Transition, replay_add, replay_init, replay_sampl
 
 def _rows(start, n):
     v = jnp.arange(start, start + n, dtype=jnp.float32)
-    return Transition(obs=v[:, None], action=-v[:, None], reward=v, next_obs=v[:, None] + 0.5,
-                      terminated=jnp.zeros(n))
+    return Transition(
+        obs=v[:, None],
+        action=-v[:, None],
+        reward=v,
+        next_obs=v[:, None] + 0.5,
+        terminated=jnp.zeros(n),
+    )
 
 
 def test_ring_buffer_wraps_around_and_overwrites_oldest():

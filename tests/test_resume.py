@@ -32,8 +32,11 @@ np.savez(out, *[np.asarray(x) for x in jax.tree.leaves(agent.loop.state)])
 def _run(tmp_path, *args):
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
-    subprocess.run([sys.executable, str(script), *map(str, args)], check=True,
-                   env={"DUETTO_COMPILATION_CACHE": "0", "PATH": "/usr/bin:/bin"})
+    subprocess.run(
+        [sys.executable, str(script), *map(str, args)],
+        check=True,
+        env={"DUETTO_COMPILATION_CACHE": "0", "PATH": "/usr/bin:/bin"},
+    )
 
 
 def _arrays(path):

@@ -87,15 +87,20 @@ def test_update_critic_step_matches_hand_gradient_step():
     np.testing.assert_allclose(metrics["critic_loss"], loss(state.critic_params), rtol=2e-4)
     grads = jax.grad(loss)(state.critic_params)
     # Adam's first step moves each parameter by −lr·sign(g) (up to ε)
-    expected = jax.tree.map(lambda p, g: p - 1e-2 * g / (jnp.abs(g) + 1e-8),
-                            state.critic_params, grads)
-    for got, want in zip(jax.tree.leaves(new_state.critic_params), jax.tree.leaves(expected),
-                         strict=True):
+    expected = jax.tree.map(
+        lambda p, g: p - 1e-2 * g / (jnp.abs(g) + 1e-8), state.critic_params, grads
+    )
+    for got, want in zip(
+        jax.tree.leaves(new_state.critic_params), jax.tree.leaves(expected), strict=True
+    ):
         np.testing.assert_allclose(got, want, atol=2e-5)
     # targets move by τ towards the new critics
-    for t, t0, c in zip(jax.tree.leaves(new_state.target_params),
-                        jax.tree.leaves(state.target_params),
-                        jax.tree.leaves(new_state.critic_params), strict=True):
+    for t, t0, c in zip(
+        jax.tree.leaves(new_state.target_params),
+        jax.tree.leaves(state.target_params),
+        jax.tree.leaves(new_state.critic_params),
+        strict=True,
+    ):
         np.testing.assert_allclose(t, 0.995 * t0 + 0.005 * c, atol=1e-6)
 
 

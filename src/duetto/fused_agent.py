@@ -68,6 +68,7 @@ class FusedAgent:
         run_dir: str | Path | None | bool = None,
         config: Any = None,
         hyperparameters: dict[str, Any] | None = None,
+        state: Any = None,
     ):
         algo = self.algorithm = algorithm
         self.seeds = check_seeds(seeds)
@@ -84,7 +85,9 @@ class FusedAgent:
         if isinstance(run_dir, str | Path):
             check_new_run_dir(Path(run_dir))
         self.loop = FusedLoop(algo, config, self.jax_env, self.n_envs)
-        self.loop_state = self.loop.init(self.seeds, EVAL_SEED_OFFSET)
+        if state is None:
+            state = self.loop.init(self.seeds, EVAL_SEED_OFFSET)
+        self.loop_state = state
         self._run_dir_arg = run_dir
         self.run_dir: Path | None = None
         self._loggers: list[RunLogger] = []
@@ -324,6 +327,8 @@ def load_fused(
     from duetto.runs.checkpoint import restore_state
 
     config = build_config(algorithm.CONFIG, algorithm.NAME, {}, meta["config"])
+    env = make_jax_env(meta["env"], algorithm.NAME, algorithm.ACTION_SPACES)
+    template = FusedLoop(algorithm, config, env, meta["n_envs"]).shapes(len(meta["seeds"]))
     agent = FusedAgent(
         algorithm,
         meta["env"],
@@ -332,9 +337,8 @@ def load_fused(
         n_envs=meta["n_envs"],
         run_dir=_ExistingFusedRun(run) if run is not None else False,
         config=config,
+        state=restore_state(ckpt, leaves, template),
     )
-    template = agent.loop.shapes(len(agent.seeds))
-    agent.loop_state = restore_state(ckpt, leaves, template)
     agent.train_wall = float(meta.get("train_wall", 0.0))
     agent.last_eval = meta.get("last_eval")
     return agent

@@ -50,6 +50,16 @@ from duetto.nets import (
 NAME = "ppo"
 ACTION_SPACES = ("box", "discrete")
 LOOP = "onpolicy"
+# The scalar metrics `update` returns (the loops sum them without tracing update to learn it).
+METRICS = (
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "approx_kl",
+    "clip_fraction",
+    "explained_variance",
+    "learning_rate",
+)
 
 
 @dataclass(frozen=True)

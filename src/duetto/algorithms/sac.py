@@ -28,6 +28,8 @@ from duetto.nets.targets import polyak
 NAME = "sac"
 ACTION_SPACES = ("box",)
 LOOP = "offpolicy"
+# The scalar metrics `update` returns (the loops sum them without tracing update to learn it).
+METRICS = ("critic_loss", "actor_loss", "temperature_loss", "alpha", "entropy", "q_mean")
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,6 @@ def _build_state(
     k_algo, k_loop = jax.random.split(key)
     algo_state = algo.init(k_algo, spec, config)
     replay = replay_init(config.buffer_size, spec.obs_dim, spec.action_dim)
-    metrics = _metric_shapes(algo, algo_state, replay, config.batch_size)
     return OffPolicyState(
         algo=algo_state,
         replay=replay,
@@ -68,14 +67,9 @@ def _build_state(
         last_obs=jnp.zeros((n_envs, spec.obs_dim), jnp.float32),
         last_action=jnp.zeros((n_envs, spec.action_dim), jnp.float32),
         env_steps=jnp.zeros((), jnp.int32),
-        metric_sums={k: jnp.zeros((), jnp.float32) for k in metrics},
+        metric_sums={k: jnp.zeros((), jnp.float32) for k in algo.METRICS},
         metric_count=jnp.zeros((), jnp.int32),
     )
-
-
-def _metric_shapes(algo: ModuleType, algo_state: Any, replay: Replay, batch_size: int) -> dict:
-    batch = jax.eval_shape(lambda r: replay_sample(r, jax.random.PRNGKey(0), batch_size), replay)
-    return jax.eval_shape(algo.update, algo_state, batch)[1]
 
 
 def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:

@@ -60,7 +60,6 @@ def _build_state(
     k_algo, k_loop = jax.random.split(key)
     algo_state = algo.init(k_algo, spec, config, n_envs)
     rollout = rollout_init(algo, spec, config.n_steps, n_envs)
-    metrics = jax.eval_shape(algo.update, algo_state, rollout)[1]
     shape, dtype = algo.action_shape(spec)
     return OnPolicyState(
         algo=algo_state,
@@ -70,7 +69,7 @@ def _build_state(
         last_action=jnp.zeros((n_envs, *shape), dtype),
         last_log_prob=jnp.zeros((n_envs,), jnp.float32),
         env_steps=jnp.zeros((), jnp.int32),
-        metric_sums={k: jnp.zeros((), jnp.float32) for k in metrics},
+        metric_sums={k: jnp.zeros((), jnp.float32) for k in algo.METRICS},
         metric_count=jnp.zeros((), jnp.int32),
     )
 
