@@ -82,7 +82,7 @@ def test_fused_resume_is_bit_identical_and_compiles_once(tmp_path):
         buffer_size=300,
     )
     full.learn(600, eval_every=200, eval_episodes=2)
-    assert full.loop._train._cache_size() == 1 and full.loop._evaluate._cache_size() == 1
+    assert full.loop._train.cache_size() == 1 and full.loop._evaluate.cache_size() == 1
 
     run = tmp_path / "run"
     half = duetto.SAC(

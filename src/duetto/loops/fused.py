@@ -48,6 +48,29 @@ TRAIN_OPTIONS = {"xla_backend_optimization_level": 1, "xla_llvm_disable_expensiv
 ONCE_OPTIONS = {"xla_backend_optimization_level": 0}
 
 
+class Program:
+    """A jitted function compiled ahead of time with its own XLA options (`jax.jit`'s
+    compiler_options do not reach every compile path), once per argument signature."""
+
+    def __init__(self, jitted: Any, options: dict[str, Any], static: tuple[int, ...] = ()):
+        self.jitted, self.options, self.static = jitted, options, static
+        self.compiled: dict[Any, Any] = {}
+
+    def __call__(self, *args: Any) -> Any:
+        dynamic = [a for i, a in enumerate(args) if i not in self.static]
+        signature = (
+            jax.tree.structure(dynamic),
+            tuple((jnp.shape(x), jnp.result_type(x)) for x in jax.tree.leaves(dynamic)),
+            tuple(args[i] for i in self.static),
+        )
+        if signature not in self.compiled:
+            self.compiled[signature] = self.jitted.lower(*args).compile(self.options)
+        return self.compiled[signature](*dynamic)
+
+    def cache_size(self) -> int:
+        return len(self.compiled)
+
+
 class FusedLoop:
     """The compiled programs of one fused run (an algorithm, a gymnax env, n_envs, n_seeds)."""
 
@@ -92,7 +115,7 @@ class FusedLoop:
 
     def shapes(self, n_seeds: int) -> FusedState:
         keys = jax.ShapeDtypeStruct((n_seeds, 2), jnp.uint32)
-        return jax.eval_shape(self._init, keys, keys)
+        return jax.eval_shape(self._init_jit, keys, keys)
 
     # ---- one iteration --------------------------------------------------------------------
 
