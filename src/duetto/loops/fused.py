@@ -80,9 +80,17 @@ class FusedLoop:
         self.steps_per_iteration = n_envs * (config.n_steps if self.on_policy else 1)
         if self.on_policy:
             algo.check(config, n_envs)
-        self._train = jax.jit(jax.vmap(self._train_one, in_axes=(0, None)), donate_argnums=0)
-        self._evaluate = jax.jit(jax.vmap(self._evaluate_one, in_axes=(0, None)), static_argnums=1)
-        self._init = jax.jit(jax.vmap(self._init_one))
+        self._train = Program(
+            jax.jit(jax.vmap(self._train_one, in_axes=(0, None)), donate_argnums=0),
+            TRAIN_OPTIONS,
+        )
+        self._evaluate = Program(
+            jax.jit(jax.vmap(self._evaluate_one, in_axes=(0, None)), static_argnums=1),
+            ONCE_OPTIONS,
+            static=(1,),
+        )
+        self._init_jit = jax.jit(jax.vmap(self._init_one))
+        self._init = Program(self._init_jit, ONCE_OPTIONS)
 
     # ---- state ----------------------------------------------------------------------------
 
