@@ -98,7 +98,7 @@ def test_examples_run(tmp_path):
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    for name in ("quickstart.py", "callbacks_and_resume.py"):
+    for name in ("quickstart.py", "callbacks_and_resume.py", "ppo_seeds.py"):
         r = subprocess.run(
             [sys.executable, str(root / "examples" / name)],
             cwd=tmp_path,

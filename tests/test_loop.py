@@ -88,7 +88,7 @@ def test_each_program_compiles_once_per_run(tiny):
     agent.predict(np.zeros(3))
     agent.predict(np.zeros((5, 3)))  # another batch size is another program, once
     for program in agent.loop.programs:
-        assert program._cache_size() == 1
+        assert program.cache_size() == 1
     assert agent._policy._cache_size() == 3  # evaluation batch 2, predict batches 1 and 5
 
 

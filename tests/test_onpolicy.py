@@ -80,7 +80,7 @@ def test_each_ppo_program_compiles_once():
     agent = duetto.PPO("CartPole-v1", seed=0, run_dir=False, n_steps=8, batch_size=8, n_envs=2)
     agent.learn(100, eval_every=40)
     for program in agent.loop.programs:
-        assert program._cache_size() == 1
+        assert program.cache_size() == 1
 
 
 def test_minibatch_that_does_not_divide_the_rollout_is_refused():
@@ -95,3 +95,27 @@ def test_seeds_need_a_jax_env_and_cannot_be_given_twice():
         duetto.PPO("CartPole-v1", seeds=[0, 1], run_dir=False)
     with pytest.raises(DuettoError, match="seeds given twice"):
         duetto.PPO("gymnax:CartPole-v1", seed=0, seeds=[0, 1], run_dir=False)
+
+
+def test_async_envs_step_as_sync_ones_and_resume_exactly(tmp_path):
+    """Sub-envs in subprocesses give the same run as in-process ones, and a checkpoint of an
+    async run holds the sub-envs' states (fetched from the workers), so resume is exact."""
+    import jax
+
+    hp = dict(n_steps=16, batch_size=16, n_envs=2, run_dir=False)
+    sync = duetto.PPO("CartPole-v1", seed=4, **hp)
+    sync.learn(96, eval_every=1000)
+    first = duetto.PPO("CartPole-v1", seed=4, vectorization="async", **hp)
+    first.learn(40, eval_every=1000)
+    first.save(tmp_path / "a.ckpt")
+    first.close()
+    resumed = duetto.load(tmp_path / "a.ckpt")
+    assert resumed.vectorization == "async"
+    resumed.learn(56, eval_every=1000)
+    for a, b in zip(
+        jax.tree.leaves(sync.loop.state), jax.tree.leaves(resumed.loop.state), strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    resumed.close()
+    with pytest.raises(DuettoError, match="vectorization must be one of sync, async"):
+        duetto.PPO("CartPole-v1", vectorization="threads", run_dir=False)

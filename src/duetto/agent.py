@@ -35,6 +35,7 @@ from duetto.envs.gym import (
     env_name,
     env_spec,
     make_vector_env,
+    sub_envs,
     wrap_vector_env,
 )
 from duetto.envs.jaxenv import is_jax_env
@@ -70,6 +71,10 @@ class Agent:
     seed: the one integer that determines the run (network init, exploration, env seeds).
     preset: a named set of hyperparameters (see `duetto list`); keyword hyperparameters
         override it. n_envs: sub-envs of the training vector env (default: the preset's, or 1).
+    vectorization: 'sync' steps the sub-envs in this process; 'async' in a subprocess each (for
+        heavy envs); checkpoints hold the sub-envs' exact states either way.
+    seeds: several seeds at once, for a JAX-native env ("gymnax:CartPole-v1"): the fused loop
+        trains them as one vmapped program (see duetto.fused_agent.FusedAgent).
     run_dir: where learn() writes the run (None: runs/<algo>-<env>-s<seed>-<time>; False: no
         run directory, so no logs or checkpoints).
     """
@@ -85,6 +90,7 @@ class Agent:
         preset: str | None = None,
         n_envs: int | None = None,
         run_dir: str | Path | None | bool = None,
+        vectorization: str = "sync",
         **hyperparameters: Any,
     ) -> Any:
         if seeds is not None and seed is not None:
@@ -93,6 +99,11 @@ class Agent:
                 "for one run, seeds= for several in one program."
             )
         if is_jax_env(env):
+            if vectorization != "sync":
+                raise DuettoError(
+                    "vectorization applies to Gymnasium envs; a JAX-native env steps inside the "
+                    "compiled program."
+                )
             return FusedAgent(
                 cls.algorithm,
                 env,
@@ -119,6 +130,7 @@ class Agent:
         preset: str | None = None,
         n_envs: int | None = None,
         run_dir: str | Path | None | bool = None,
+        vectorization: str = "sync",
         **hyperparameters: Any,
     ):
         algo = self.algorithm
@@ -138,7 +150,8 @@ class Agent:
             n_envs = getattr(algo, "PRESET_ENVS", {}).get(preset, 1)
         if run_dir not in (None, False):
             check_new_run_dir(Path(run_dir))
-        vec = make_vector_env(env, n_envs)
+        vec = make_vector_env(env, n_envs, vectorization)
+        self.vectorization = vectorization
         self._setup(env, int(seed), n_envs, config, preset, run_dir, vec, state=None)
         self.loop.reset(self.seed)
 
@@ -297,7 +310,7 @@ class Agent:
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint that `duetto.load` resumes exactly."""
         path = Path(path)
-        save_checkpoint(path, self._meta(), self.loop.state, list(self.loop.vec.envs))
+        save_checkpoint(path, self._meta(), self.loop.state, sub_envs(self.loop.vec))
         return path
 
     # ---- internals ----------------------------------------------------------------------------
@@ -309,6 +322,7 @@ class Agent:
             "env": self.env_id,
             "seed": self.seed,
             "n_envs": self.n_envs,
+            "vectorization": self.vectorization,
             "preset": self.preset,
             "config": config_to_dict(self.config),
             "duetto_version": __version__,
@@ -375,10 +389,22 @@ class Agent:
             return None
         return self.save(checkpoint_path(self.run_dir, self.env_steps))
 
-    def __del__(self) -> None:
-        logger = getattr(self, "_logger", None)
+    def close(self) -> None:
+        """Close the envs (async sub-env processes end) and the logs."""
+        logger, self._logger = getattr(self, "_logger", None), None
         if logger is not None:
             logger.close()
+        loop = getattr(self, "loop", None)
+        if loop is not None:
+            loop.vec.close()
+        for vec in getattr(self, "_eval_envs", {}).values():
+            vec.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown: nothing left to report to
+            pass
 
 
 class _ExistingRun:
@@ -424,13 +450,18 @@ def load(path: str | Path, env: EnvLike | None = None) -> Agent | FusedAgent:
         return load_fused(algo, ckpt, run, meta, leaves)
     config = build_config(algo.CONFIG, algo.NAME, {}, meta["config"])
     replaced = env is not None
-    vec = make_vector_env(env, meta["n_envs"]) if replaced else wrap_vector_env(envs)
+    vectorization = meta.get("vectorization", "sync")
+    if replaced:
+        vec = make_vector_env(env, meta["n_envs"], vectorization)
+    else:
+        vec = wrap_vector_env(envs, vectorization)
     spec = env_spec(vec, algo.NAME, algo.ACTION_SPACES)
     state_shapes = HOST_LOOPS[algo.LOOP][1]
     state = restore_state(ckpt, leaves, state_shapes(algo, spec, config, meta["n_envs"]))
     if not replaced:
         env = meta["env"] if meta["env"] in gym.registry else envs[0]
     agent = cls.__new__(cls)
+    agent.vectorization = vectorization
     agent._setup(
         env,
         meta["seed"],

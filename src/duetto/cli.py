@@ -60,6 +60,12 @@ def _train_parser(algo_name: str | None) -> tuple[_Parser, list[str]]:
         type=int,
         help="sub-envs of the training vector env (default: the preset's, or 1)",
     )
+    p.add_argument(
+        "--vectorization",
+        choices=("sync", "async"),
+        default="sync",
+        help="step Gymnasium sub-envs in this process (sync) or a subprocess each (async)",
+    )
     p.add_argument("--preset", help="named hyperparameter set (see 'duetto list')")
     p.add_argument("--out", help="run directory (default runs/<algo>-<env>-s<seed>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
@@ -193,6 +199,7 @@ def cmd_train(argv: list[str]) -> int:
             preset=args.preset,
             n_envs=args.n_envs,
             run_dir=args.out,
+            vectorization=args.vectorization,
             **hps,
         )
     _learn(agent, args, progress)
@@ -264,6 +271,7 @@ def _train_host_seeds(cls: Any, args: argparse.Namespace, hps: dict, progress: b
             preset=args.preset,
             n_envs=args.n_envs,
             run_dir=parent / f"seed-{seed}",
+            vectorization=args.vectorization,
             **hps,
         )
         if len(agents) == 0:

@@ -9,6 +9,7 @@ bootstrap a truncated episode) is at hand in the same step.
 from __future__ import annotations
 
 import copy
+import pickle
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -52,21 +53,50 @@ def _env_factory(env: EnvLike) -> Callable[[], gym.Env]:
     return lambda: copy.deepcopy(env)
 
 
-def make_vector_env(env: EnvLike, n_envs: int) -> gym.vector.SyncVectorEnv:
-    """n_envs copies of `env` (an id, or an instance that is deep-copied) in SAME_STEP mode."""
-    if n_envs < 1:
-        raise DuettoError(f"n_envs must be at least 1, got {n_envs}.")
-    factory = _env_factory(env)
-    return gym.vector.SyncVectorEnv(
-        [factory] * n_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+VECTORIZATION = ("sync", "async")
+
+
+class Snapshot(gym.Wrapper):
+    """Wraps each sub-env of an async vector env so that its worker process can hand back a
+    pickled copy of the env (`vec.call("snapshot")`): checkpoints of async runs hold the exact
+    env states too."""
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self.env)
+
+
+def _vector(fns: list[Callable[[], gym.Env]], vectorization: str) -> gym.vector.VectorEnv:
+    mode = gym.vector.AutoresetMode.SAME_STEP
+    if vectorization == "sync":
+        return gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
+    if vectorization == "async":
+        # "spawn": forking a process that runs JAX's threads can deadlock.
+        wrapped = [(lambda fn=fn: Snapshot(fn())) for fn in fns]
+        return gym.vector.AsyncVectorEnv(wrapped, autoreset_mode=mode, context="spawn")
+    raise DuettoError(
+        f"vectorization must be one of {', '.join(VECTORIZATION)}, got {vectorization!r}: "
+        "'sync' steps the sub-envs in this process, 'async' in one subprocess each."
     )
 
 
-def wrap_vector_env(envs: list[gym.Env]) -> gym.vector.SyncVectorEnv:
+def make_vector_env(env: EnvLike, n_envs: int, vectorization: str = "sync") -> gym.vector.VectorEnv:
+    """n_envs copies of `env` (an id, or an instance that is deep-copied) in SAME_STEP mode,
+    stepped in this process ('sync') or in a subprocess each ('async', for heavy envs)."""
+    if not isinstance(n_envs, int) or n_envs < 1:
+        raise DuettoError(f"n_envs must be a positive integer, got {n_envs!r}.")
+    return _vector([_env_factory(env)] * n_envs, vectorization)
+
+
+def wrap_vector_env(envs: list[gym.Env], vectorization: str = "sync") -> gym.vector.VectorEnv:
     """A vector env over existing sub-envs (restored from a checkpoint), in SAME_STEP mode."""
-    return gym.vector.SyncVectorEnv(
-        [(lambda e=e: e) for e in envs], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
-    )
+    return _vector([(lambda e=e: e) for e in envs], vectorization)
+
+
+def sub_envs(vec: gym.vector.VectorEnv) -> list[gym.Env]:
+    """Copies of the sub-envs as they are now (for a checkpoint)."""
+    if isinstance(vec, gym.vector.AsyncVectorEnv):
+        return [pickle.loads(b) for b in vec.call("snapshot")]
+    return list(vec.envs)
 
 
 def box_bounds(space: gym.spaces.Box) -> tuple[np.ndarray, np.ndarray]:

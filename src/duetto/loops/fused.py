@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from duetto.data.replay import Replay, Transition, replay_add, replay_init, replay_sample
 from duetto.data.rollout import Rollout
 from duetto.envs.jaxenv import JaxEnv
+from duetto.loops.compiled import ONCE_OPTIONS, TRAIN_OPTIONS, Program
 
 
 @flax.struct.dataclass
@@ -39,36 +40,6 @@ class FusedState:
     env_steps: jnp.ndarray  # int32 []
     episode_return: jnp.ndarray  # [n_envs], of the running training episodes
     episode_length: jnp.ndarray  # [n_envs]
-
-
-# XLA:CPU compile options per program. Compilation is most of a short fused run's wall time:
-# the train program gets LLVM's cheaper pipeline (about 1 s less to compile, run time within
-# a few per cent); init and evaluate run once per chunk at most and get no optimisation at all.
-TRAIN_OPTIONS = {"xla_backend_optimization_level": 1, "xla_llvm_disable_expensive_passes": True}
-ONCE_OPTIONS = {"xla_backend_optimization_level": 0}
-
-
-class Program:
-    """A jitted function compiled ahead of time with its own XLA options (`jax.jit`'s
-    compiler_options do not reach every compile path), once per argument signature."""
-
-    def __init__(self, jitted: Any, options: dict[str, Any], static: tuple[int, ...] = ()):
-        self.jitted, self.options, self.static = jitted, options, static
-        self.compiled: dict[Any, Any] = {}
-
-    def __call__(self, *args: Any) -> Any:
-        dynamic = [a for i, a in enumerate(args) if i not in self.static]
-        signature = (
-            jax.tree.structure(dynamic),
-            tuple((jnp.shape(x), jnp.result_type(x)) for x in jax.tree.leaves(dynamic)),
-            tuple(args[i] for i in self.static),
-        )
-        if signature not in self.compiled:
-            self.compiled[signature] = self.jitted.lower(*args).compile(self.options)
-        return self.compiled[signature](*dynamic)
-
-    def cache_size(self) -> int:
-        return len(self.compiled)
 
 
 class FusedLoop:

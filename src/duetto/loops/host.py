@@ -22,6 +22,7 @@ import numpy as np
 
 from duetto.data.packing import Packing
 from duetto.envs.gym import ActionEdge, check_finite, final_observations
+from duetto.loops.compiled import Program
 
 
 class Programs(NamedTuple):
@@ -33,7 +34,9 @@ class Programs(NamedTuple):
     train: Callable
 
 
-def compile_packed(programs: Programs, packing: Packing, big: str | None) -> Programs:
+def compile_packed(
+    programs: Programs, packing: Packing, big: str | None, options: dict[str, Any] | None = None
+) -> Programs:
     """Each program as one jitted call over the packed carry `(big leaf, packed rest)`, donated
     so that large buffers (the replay) are updated in place; it returns the new carry and the
     action to take. `big` names a state field kept out of the packing (or None)."""
@@ -49,7 +52,7 @@ def compile_packed(programs: Programs, packing: Packing, big: str | None) -> Pro
             rest = packing.pack(ls.replace(**{big: None}) if big is not None else ls)
             return (held, rest), ls.last_action
 
-        return jax.jit(run, donate_argnums=0)
+        return Program(jax.jit(run, donate_argnums=0), options or {})
 
     return Programs(*(packed(p) for p in programs))
 
@@ -91,13 +94,14 @@ class HostLoop:
     """
 
     big: str | None = None
+    compile_options: dict[str, Any] = {}  # XLA options of the programs (see loops/compiled.py)
 
     def __init__(self, programs: Programs, vec: gym.vector.VectorEnv, state: Any):
         self.vec = vec
         self.n_envs = vec.num_envs
         self.edge = ActionEdge(vec.single_action_space)
         self.packing = Packing(self._without_big(state))
-        self.programs = compile_packed(programs, self.packing, self.big)
+        self.programs = compile_packed(programs, self.packing, self.big, self.compile_options)
         self._unpack = jax.jit(self._unpack_carry)
         self._pack = jax.jit(self.packing.pack)
         self.state = state

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 
 from duetto.data.rollout import Rollout
 from duetto.envs.spec import EnvSpec
+from duetto.loops.compiled import TRAIN_OPTIONS
 from duetto.loops.host import HostLoop, Programs
 
 
@@ -129,6 +130,7 @@ class OnPolicyLoop(HostLoop):
     """The on-policy host loop: `collect` each step, `train` on the last step of a rollout."""
 
     big = "rollout"  # rewritten row by row, kept out of the packing
+    compile_options = TRAIN_OPTIONS  # small networks: compile time matters more than LLVM's -O2
 
     def __init__(
         self, algo: ModuleType, config: Any, vec: gym.vector.VectorEnv, state: OnPolicyState
