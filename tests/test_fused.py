@@ -188,3 +188,41 @@ def test_cli_host_seeds_write_one_run_per_seed(tmp_path, capsys):
     assert (out / "curve.png").exists() and (out / "eval.json").exists()
     assert main(["train", "--resume", str(out), "--steps", "10"]) == 2
     assert "resume each of them" in capsys.readouterr().err
+
+
+def test_a_sweep_is_the_same_runs_in_one_program(tmp_path):
+    """learning_rate × gamma × 1 seed in one program equals each combination run alone."""
+    sweep = {"learning_rate": [1e-3, 3e-4], "gamma": [0.98, 0.99]}
+    together = duetto.PPO(
+        "gymnax:CartPole-v1", seed=2, sweep=sweep, n_envs=4, run_dir=tmp_path / "sweep", **HP
+    )
+    together.learn(320, eval_every=320)
+    assert together.run_names == [
+        "learning_rate=0.001-gamma=0.98-seed-2",
+        "learning_rate=0.001-gamma=0.99-seed-2",
+        "learning_rate=0.0003-gamma=0.98-seed-2",
+        "learning_rate=0.0003-gamma=0.99-seed-2",
+    ]
+    for i, run in enumerate(together.runs):
+        alone = duetto.PPO(
+            "gymnax:CartPole-v1", seed=2, n_envs=4, run_dir=False, **{**HP, **run["hparams"]}
+        )
+        alone.learn(320, eval_every=320)
+        for a, b in zip(_leaves(alone, 0), _leaves(together, i), strict=True):
+            np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+    config = (tmp_path / "sweep" / together.run_names[2] / "config.json").read_text()
+    assert '"learning_rate": 0.0003' in config and '"gamma": 0.98' in config
+    resumed = duetto.load(tmp_path / "sweep")
+    assert resumed.runs == together.runs
+
+
+def test_sweep_bad_input_is_refused_clearly():
+    with pytest.raises(DuettoError, match="'batch_size' cannot be swept in one program"):
+        duetto.PPO("gymnax:CartPole-v1", sweep={"batch_size": [32, 64]}, run_dir=False)
+    with pytest.raises(DuettoError, match="unknown hyperparameter 'learning_rte' in the sweep"):
+        duetto.PPO("gymnax:CartPole-v1", sweep={"learning_rte": [1e-3]}, run_dir=False)
+    with pytest.raises(DuettoError, match="'gamma' is 1.5; it must be in"):
+        duetto.PPO("gymnax:CartPole-v1", sweep={"gamma": [0.9, 1.5]}, run_dir=False)
+    with pytest.raises(DuettoError, match="sweep= trains several hyperparameter values"):
+        duetto.PPO("CartPole-v1", sweep={"gamma": [0.9, 0.99]}, run_dir=False)
+    assert main(["train", "ppo", "--env", "gymnax:CartPole-v1", "--sweep", "gamma"]) == 2

@@ -75,6 +75,8 @@ class Agent:
         heavy envs); checkpoints hold the sub-envs' exact states either way.
     seeds: several seeds at once, for a JAX-native env ("gymnax:CartPole-v1"): the fused loop
         trains them as one vmapped program (see duetto.fused_agent.FusedAgent).
+    sweep: {hyperparameter: [values]} for a JAX-native env: every combination of values, for
+        every seed, in the same one program (numbers marked sweepable in `--help`).
     run_dir: where learn() writes the run (None: runs/<algo>-<env>-s<seed>-<time>; False: no
         run directory, so no logs or checkpoints).
     """
@@ -91,6 +93,7 @@ class Agent:
         n_envs: int | None = None,
         run_dir: str | Path | None | bool = None,
         vectorization: str = "sync",
+        sweep: dict[str, Sequence[float]] | None = None,
         **hyperparameters: Any,
     ) -> Any:
         if seeds is not None and seed is not None:
@@ -112,6 +115,12 @@ class Agent:
                 n_envs=n_envs,
                 run_dir=run_dir,
                 hyperparameters=hyperparameters,
+                sweep=sweep,
+            )
+        if sweep is not None:
+            raise DuettoError(
+                "sweep= trains several hyperparameter values in one compiled program, which "
+                "needs a JAX-native env such as 'gymnax:CartPole-v1'."
             )
         if seeds is not None:
             raise DuettoError(
@@ -131,6 +140,7 @@ class Agent:
         n_envs: int | None = None,
         run_dir: str | Path | None | bool = None,
         vectorization: str = "sync",
+        sweep: dict[str, Sequence[float]] | None = None,
         **hyperparameters: Any,
     ):
         algo = self.algorithm

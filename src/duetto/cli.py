@@ -56,6 +56,13 @@ def _train_parser(algo_name: str | None) -> tuple[_Parser, list[str]]:
         "after another on a Gymnasium env; a run directory per seed and an aggregate",
     )
     p.add_argument(
+        "--sweep",
+        action="append",
+        metavar="NAME=V1,V2",
+        help="gymnax envs: train every value of a sweepable hyperparameter (repeatable: every "
+        "combination) for every seed, in the same one program",
+    )
+    p.add_argument(
         "--n-envs",
         type=int,
         help="sub-envs of the training vector env (default: the preset's, or 1)",
@@ -102,7 +109,8 @@ def _train_parser(algo_name: str | None) -> tuple[_Parser, list[str]]:
                 dest=f"hp_{field.name}",
                 default=None,
                 metavar=type(default).__name__.upper(),
-                help=f"{field.metadata['doc']}{'; ' + extra if extra else ''} (default: {shown})",
+                help=f"{field.metadata['doc']}{'; ' + extra if extra else ''} (default: {shown})"
+                + ("; sweepable" if field.metadata.get("sweep") else ""),
             )
             hp_names.append(field.name)
     return p, hp_names
@@ -127,6 +135,20 @@ def parse_seeds(text: str) -> list[int]:
     if len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise DuettoError(f"--seeds '{text}' must list distinct non-negative seeds.")
     return seeds
+
+
+def _parse_sweep(items: list[str]) -> dict[str, list[str]]:
+    """['learning_rate=1e-3,3e-4', ...] -> {'learning_rate': ['1e-3', '3e-4'], ...}."""
+    sweep: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        name = name.strip().lstrip("-").replace("-", "_")
+        if not sep or not name or not values.strip():
+            raise DuettoError(f"--sweep '{item}' must look like NAME=V1,V2 (e.g. gamma=0.98,0.99).")
+        if name in sweep:
+            raise DuettoError(f"--sweep names '{name}' twice; give all its values at once.")
+        sweep[name] = [v for v in values.split(",") if v.strip()]
+    return sweep
 
 
 def _reject_unknown(extra: list[str], parser: _Parser) -> None:
@@ -190,6 +212,12 @@ def cmd_train(argv: list[str]) -> int:
                 f"seeds given twice (--seed {args.seed} and --seeds); give one of them."
             )
         cls = duetto.agent.AGENTS[get_algorithm(algo_name).NAME]
+        sweep = _parse_sweep(args.sweep) if args.sweep else None
+        if sweep is not None and not is_jax_env(args.env):
+            raise DuettoError(
+                "--sweep trains several values in one compiled program, which needs a "
+                f"JAX-native env such as gymnax:{args.env}."
+            )
         if args.seeds is not None and not is_jax_env(args.env):
             return _train_host_seeds(cls, args, hps, progress)
         agent = cls(
@@ -200,6 +228,7 @@ def cmd_train(argv: list[str]) -> int:
             n_envs=args.n_envs,
             run_dir=args.out,
             vectorization=args.vectorization,
+            sweep=sweep,
             **hps,
         )
     _learn(agent, args, progress)
@@ -229,10 +258,13 @@ def _report(agent: Any) -> None:
     if isinstance(agent, FusedAgent):
         ev, wall = agent.last_eval or {}, agent.train_wall
         who = f"seeds {seed_tag(agent.seeds)}" if len(agent.seeds) > 1 else f"seed {agent.seeds[0]}"
+        per_run = ", ".join(
+            f"{name} {r:.1f}"
+            for name, r in zip(agent.run_names, ev.get("seed_returns", []), strict=False)
+        )
         what = (
-            f"evaluation ({len(ev.get('returns', [[]])[0])} episodes per seed, deterministic): "
-            f"return {ev.get('return_mean', float('nan')):.1f}, mean over seeds "
-            f"(per seed: {', '.join(f'{r:.1f}' for r in ev.get('seed_returns', []))})"
+            f"evaluation ({len(ev.get('returns', [[]])[0])} episodes per run, deterministic): "
+            f"return {ev.get('return_mean', float('nan')):.1f}, mean over runs ({per_run})"
         )
     else:
         ev, wall = agent._last_eval or {}, agent._train_wall

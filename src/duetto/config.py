@@ -22,10 +22,59 @@ def hp(
     high: float | None = None,
     low_open: bool = False,
     choices: tuple[Any, ...] | None = None,
+    sweep: bool = False,
 ) -> Any:
-    """A hyperparameter field: `low`/`high` bound it (inclusive unless `low_open`)."""
-    meta = {"doc": doc, "low": low, "high": high, "low_open": low_open, "choices": choices}
+    """A hyperparameter field: `low`/`high` bound it (inclusive unless `low_open`). `sweep`
+    marks a number the algorithm reads from its state's `hparams` (a traced value), so that the
+    fused loop can vmap over several values of it in one program."""
+    meta = {
+        "doc": doc,
+        "low": low,
+        "high": high,
+        "low_open": low_open,
+        "choices": choices,
+        "sweep": sweep,
+    }
     return dataclasses.field(default=default, metadata=meta)
+
+
+def sweepable(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls) if f.metadata.get("sweep")]
+
+
+def hparams_of(config: Any) -> dict[str, Any]:
+    """The sweepable hyperparameters as float32 scalars (they live in the algorithm's state)."""
+    import jax.numpy as jnp
+
+    return {
+        name: jnp.asarray(getattr(config, name), jnp.float32) for name in sweepable(type(config))
+    }
+
+
+def check_sweep(cls: type, algo: str, sweep: dict[str, Any]) -> dict[str, list[float]]:
+    """{name: values} checked: known, sweepable, each value valid; returns floats."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    out: dict[str, list[float]] = {}
+    can = sweepable(cls)
+    for name, values in sweep.items():
+        if name not in fields:
+            raise DuettoError(
+                f"{algo}: unknown hyperparameter '{name}' in the sweep.{did_you_mean(name, fields)}"
+            )
+        if name not in can:
+            raise DuettoError(
+                f"{algo}: '{name}' cannot be swept in one program (it shapes or switches the "
+                f"program); sweepable: {', '.join(can)}. Run one job per value instead."
+            )
+        if isinstance(values, str | int | float):
+            values = [values]
+        values = [_coerce(fields[name], v, algo) for v in values]
+        if not values or len(set(values)) != len(values):
+            raise DuettoError(f"{algo}: sweep of '{name}' needs distinct values, got {values}.")
+        for v in values:
+            validate_field(fields[name], v, algo)
+        out[name] = [float(v) for v in values]
+    return out
 
 
 def describe_range(field: dataclasses.Field) -> str:

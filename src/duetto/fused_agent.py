@@ -1,13 +1,17 @@
 """The facade over the fused loop: `duetto.PPO("gymnax:CartPole-v1", seeds=range(8))`.
 
-Training runs as compiled chunks, one per evaluation interval, for all seeds at once; between
-chunks the host logs, evaluates, checkpoints, draws progress and calls callbacks. A run
-directory holds the shared config and checkpoints, one sub-directory per seed (`seed-<s>/`, a
-run directory of its own: config, metrics, curve, eval) and the aggregate evaluation and curve.
+Training runs as compiled chunks, one per evaluation interval, for all runs at once; between
+chunks the host logs, evaluates, checkpoints, draws progress and calls callbacks. The runs are
+the seeds, or with `sweep={"learning_rate": [1e-3, 3e-4]}` every (swept values, seed)
+combination: one vmapped program whatever their number. A run directory holds the shared config
+and checkpoints, one sub-directory per run (`seed-<s>/`, or `learning_rate=0.001-seed-<s>/`: a
+run directory of its own, with config, metrics, curve and eval) and the aggregate evaluation and
+curve.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from duetto import __version__
-from duetto.config import build_config, config_to_dict
+from duetto.config import build_config, check_sweep, config_to_dict
 from duetto.envs.jaxenv import make_jax_env
 from duetto.errors import DuettoError
 from duetto.loops.fused import FusedLoop
@@ -53,8 +57,8 @@ class FusedAgent:
     """An algorithm trained by the fused loop on a gymnax env, over one or more seeds.
 
     Built by the algorithm classes (`duetto.PPO(...)`, `duetto.SAC(...)`) when the env id starts
-    with "gymnax:". Its state has a leading [n_seeds] axis; `predict` acts with one seed's
-    policy (`seed_index`).
+    with "gymnax:". Its state has a leading [n_runs] axis, one entry per run in `self.runs`
+    (each {"seed": s, "hparams": {...swept values}}); `predict` acts with one run's policy.
     """
 
     def __init__(
@@ -69,9 +73,17 @@ class FusedAgent:
         config: Any = None,
         hyperparameters: dict[str, Any] | None = None,
         state: Any = None,
+        sweep: dict[str, Any] | None = None,
     ):
         algo = self.algorithm = algorithm
         self.seeds = check_seeds(seeds)
+        self.sweep = check_sweep(algo.CONFIG, algo.NAME, sweep or {})
+        names = list(self.sweep)
+        self.runs = [
+            {"seed": seed, "hparams": dict(zip(names, combo, strict=True))}
+            for combo in itertools.product(*self.sweep.values())
+            for seed in self.seeds
+        ]
         self.jax_env = make_jax_env(env, algo.NAME, algo.ACTION_SPACES)
         self.env_id = env
         if config is None:
@@ -86,7 +98,14 @@ class FusedAgent:
             check_new_run_dir(Path(run_dir))
         self.loop = FusedLoop(algo, config, self.jax_env, self.n_envs)
         if state is None:
-            state = self.loop.init(self.seeds, EVAL_SEED_OFFSET)
+            state = self.loop.init([r["seed"] for r in self.runs], EVAL_SEED_OFFSET)
+            if self.sweep:
+                hparams = dict(state.algo.hparams)
+                for name in names:
+                    hparams[name] = jnp.asarray(
+                        [r["hparams"][name] for r in self.runs], jnp.float32
+                    )
+                state = state.replace(algo=state.algo.replace(hparams=hparams))
         self.loop_state = state
         self._run_dir_arg = run_dir
         self.run_dir: Path | None = None
@@ -98,13 +117,21 @@ class FusedAgent:
     # ---- user surface -------------------------------------------------------------------------
 
     @property
+    def run_names(self) -> list[str]:
+        """The sub-directory name of each run: seed-<s>, prefixed by its swept values."""
+        return [
+            "".join(f"{k}={v:g}-" for k, v in r["hparams"].items()) + f"seed-{r['seed']}"
+            for r in self.runs
+        ]
+
+    @property
     def env_steps(self) -> int:
-        """Env steps per seed (every seed has taken the same number)."""
+        """Env steps per run (every run has taken the same number)."""
         return int(self.loop_state.env_steps[0])
 
     @property
     def state(self) -> Any:
-        """The algorithm states of all seeds, stacked on a leading [n_seeds] axis."""
+        """The algorithm states of all runs, stacked on a leading [n_runs] axis."""
         return self.loop_state.algo
 
     def learn(
@@ -172,12 +199,12 @@ class FusedAgent:
         return self
 
     def evaluate(self, episodes: int = 10) -> dict[str, Any]:
-        """Deterministic returns of `episodes` episodes per seed: per-seed means, and their mean
-        over seeds as `return_mean`."""
+        """Deterministic returns of `episodes` episodes per run: per-run means (`seed_returns`, in
+        the order of `self.runs`), and their mean over runs as `return_mean`."""
         if not isinstance(episodes, int | np.integer) or episodes < 1:
             raise DuettoError(f"episodes must be a positive integer, got {episodes!r}.")
         result = jax.device_get(self.loop.evaluate(self.loop_state, int(episodes)))
-        returns = np.asarray(result["returns"], np.float64)  # [n_seeds, episodes]
+        returns = np.asarray(result["returns"], np.float64)  # [n_runs, episodes]
         per_seed = returns.mean(axis=1)
         return {
             "return_mean": float(per_seed.mean()),
@@ -187,14 +214,14 @@ class FusedAgent:
             "returns": returns.tolist(),
         }
 
-    def predict(self, obs: Any, deterministic: bool = True, seed_index: int = 0) -> np.ndarray:
-        """Deterministic action(s) of seed `seeds[seed_index]`'s policy, in the env's terms."""
+    def predict(self, obs: Any, deterministic: bool = True, run_index: int = 0) -> np.ndarray:
+        """Deterministic action(s) of run `runs[run_index]`'s policy, in the env's terms."""
         if not deterministic:
             raise DuettoError("the fused facade predicts deterministic actions only.")
         x = np.asarray(obs, np.float32)
         single = x.ndim == 1
         x = x.reshape((1 if single else x.shape[0], self.jax_env.spec.obs_dim))
-        state = jax.tree.map(lambda leaf: leaf[seed_index], self.state)
+        state = jax.tree.map(lambda leaf: leaf[run_index], self.state)
         action = np.asarray(self.jax_env.to_env(self._policy(state, jnp.asarray(x))))
         return action[0] if single else action
 
@@ -211,6 +238,7 @@ class FusedAgent:
             "env": self.env_id,
             "loop": "fused",
             "seeds": self.seeds,
+            "sweep": self.sweep,
             "n_envs": self.n_envs,
             "preset": self.preset,
             "config": config_to_dict(self.config),
@@ -235,12 +263,15 @@ class FusedAgent:
             path = self._run_dir_arg or default_run_dir(self.algorithm.NAME, self.env_id, tag)
             created = time.strftime("%Y-%m-%dT%H:%M:%S")
             self.run_dir = create_run_dir(Path(path), {**self._identity(), "created": created})
-            for seed in self.seeds:
-                identity = {**self._identity(), "seed": seed, "created": created}
-                create_run_dir(self.run_dir / f"seed-{seed}", identity)
-        self._loggers = [
-            RunLogger(self.run_dir / f"seed-{s}", tensorboard=True) for s in self.seeds
-        ]
+            for run, name in zip(self.runs, self.run_names, strict=True):
+                identity = {
+                    **self._identity(),
+                    "seed": run["seed"],
+                    "config": {**config_to_dict(self.config), **run["hparams"]},
+                    "created": created,
+                }
+                create_run_dir(self.run_dir / name, identity)
+        self._loggers = [RunLogger(self.run_dir / name) for name in self.run_names]
 
     def _log_train(self, summary: dict[str, Any]) -> None:
         if not self._loggers:
@@ -254,7 +285,7 @@ class FusedAgent:
                 row["episode_return"] = float(
                     summary["episode_return_sum"][i] / summary["episodes"][i]
                 )
-            row["sps"] = steps * len(self.seeds) / self.train_wall if self.train_wall else 0.0
+            row["sps"] = steps * len(self.runs) / self.train_wall if self.train_wall else 0.0
             logger.log("train", steps, row)
 
     def _evaluate_and_log(self, episodes: int) -> dict[str, Any]:
@@ -283,8 +314,8 @@ class FusedAgent:
         run_dir = self.run_dir
         assert run_dir is not None
         write_json(run_dir / "eval.json", self.last_eval)
-        for i, seed in enumerate(self.seeds):
-            seed_dir = run_dir / f"seed-{seed}"
+        for i, name in enumerate(self.run_names):
+            seed_dir = run_dir / name
             ev = self.last_eval or {}
             if ev:
                 returns = ev["returns"][i]
@@ -298,7 +329,7 @@ class FusedAgent:
                     },
                 )
             plot_learning_curve([seed_dir], seed_dir / "curve.png")
-        plot_learning_curve([run_dir / f"seed-{s}" for s in self.seeds], run_dir / "curve.png")
+        plot_learning_curve([run_dir / n for n in self.run_names], run_dir / "curve.png")
         self._checkpoint()
 
     def __del__(self) -> None:
@@ -328,7 +359,8 @@ def load_fused(
 
     config = build_config(algorithm.CONFIG, algorithm.NAME, {}, meta["config"])
     env = make_jax_env(meta["env"], algorithm.NAME, algorithm.ACTION_SPACES)
-    template = FusedLoop(algorithm, config, env, meta["n_envs"]).shapes(len(meta["seeds"]))
+    n_runs = len(meta["seeds"]) * int(np.prod([len(v) for v in meta.get("sweep", {}).values()]))
+    template = FusedLoop(algorithm, config, env, meta["n_envs"]).shapes(n_runs)
     agent = FusedAgent(
         algorithm,
         meta["env"],
@@ -338,6 +370,7 @@ def load_fused(
         run_dir=_ExistingFusedRun(run) if run is not None else False,
         config=config,
         state=restore_state(ckpt, leaves, template),
+        sweep=meta.get("sweep"),
     )
     agent.train_wall = float(meta.get("train_wall", 0.0))
     agent.last_eval = meta.get("last_eval")

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from duetto.config import hp
+from duetto.config import hp, hparams_of
 from duetto.data.normalize import RunningStats, normalize, scale, stats_init, stats_update
 from duetto.data.rollout import Rollout, discounted_returns, gae
 from duetto.envs.spec import EnvSpec
@@ -67,7 +67,9 @@ class PPOConfig:
     """PPO hyperparameters. Defaults: SB3's PPO (which match CleanRL's `ppo_continuous_action`
     unless noted) [SB3 = stable_baselines3.PPO; CleanRL = cleanrl/ppo_continuous_action.py]."""
 
-    learning_rate: float = hp(3e-4, "Adam step size [SB3, CleanRL]", low=0, low_open=True)
+    learning_rate: float = hp(
+        3e-4, "Adam step size [SB3, CleanRL]", low=0, low_open=True, sweep=True
+    )
     n_steps: int = hp(2048, "vector steps per rollout, per sub-env [SB3, CleanRL]", low=1)
     batch_size: int = hp(
         64,
@@ -75,19 +77,22 @@ class PPOConfig:
         low=1,
     )
     n_epochs: int = hp(10, "passes over each rollout [SB3, CleanRL]", low=1)
-    gamma: float = hp(0.99, "discount factor [SB3, CleanRL]", low=0, high=1)
-    gae_lambda: float = hp(0.95, "GAE λ [SB3, CleanRL]", low=0, high=1)
-    clip_range: float = hp(0.2, "ε of the clipped surrogate [SB3, CleanRL]", low=0, low_open=True)
+    gamma: float = hp(0.99, "discount factor [SB3, CleanRL]", low=0, high=1, sweep=True)
+    gae_lambda: float = hp(0.95, "GAE λ [SB3, CleanRL]", low=0, high=1, sweep=True)
+    clip_range: float = hp(
+        0.2, "ε of the clipped surrogate [SB3, CleanRL]", low=0, low_open=True, sweep=True
+    )
     clip_range_vf: float = hp(
         0.0,
         "ε_v of the clipped value loss; 0 = unclipped [SB3: None; CleanRL: clip_vloss with 0.2]",
         low=0,
     )
-    ent_coef: float = hp(0.0, "entropy bonus c_e [SB3, CleanRL continuous]", low=0)
+    ent_coef: float = hp(0.0, "entropy bonus c_e [SB3, CleanRL continuous]", low=0, sweep=True)
     vf_coef: float = hp(
         0.5,
         "value-loss weight c_v on ½·E[(V − R)²] [CleanRL; SB3's 0.5 on E[(V − R)²] is 1.0 here]",
         low=0,
+        sweep=True,
     )
     max_grad_norm: float = hp(0.5, "global gradient-norm clip [SB3, CleanRL]", low=0, low_open=True)
     normalize_advantage: bool = hp(True, "normalise advantages per minibatch [SB3, CleanRL]")
@@ -173,6 +178,7 @@ class PPOState:
     obs_stats: RunningStats
     return_stats: RunningStats
     return_acc: jnp.ndarray  # [n_envs], running discounted return for reward scaling
+    hparams: dict[str, jnp.ndarray]  # the sweepable hyperparameters, traced (see config.hp)
     key: jax.Array
     updates: jnp.ndarray  # int32 [], updates (rollouts) done
     config: PPOConfig = flax.struct.field(pytree_node=False)
@@ -211,6 +217,7 @@ def init(key: jax.Array, spec: EnvSpec, config: PPOConfig, n_envs: int = 1) -> P
         obs_stats=stats_init((spec.obs_dim,)),
         return_stats=stats_init(()),
         return_acc=jnp.zeros((n_envs,), jnp.float32),
+        hparams=hparams_of(config),
         key=k_state,
         updates=jnp.zeros((), jnp.int32),
         config=config,
@@ -291,7 +298,7 @@ def value_loss(
 
 def update(state: PPOState, rollout: Rollout) -> tuple[PPOState, dict[str, jnp.ndarray]]:
     """One PPO update on a rollout [T, N, ...]: GAE, then n_epochs over shuffled minibatches."""
-    cfg, spec = state.config, state.spec
+    cfg, spec, h = state.config, state.spec, state.hparams
     n_steps, n_envs = rollout.reward.shape
     total = n_steps * n_envs
     n_minibatches = total // cfg.batch_size
@@ -301,7 +308,7 @@ def update(state: PPOState, rollout: Rollout) -> tuple[PPOState, dict[str, jnp.n
     return_acc, return_stats = state.return_acc, state.return_stats
     if cfg.normalize_reward:
         return_acc, returns_seen = discounted_returns(
-            state.return_acc, rollout.reward, rollout.done, cfg.gamma
+            state.return_acc, rollout.reward, rollout.done, h["gamma"]
         )
         return_stats = stats_update(state.return_stats, returns_seen.reshape(-1))
         reward = scale(return_stats, reward, cfg.reward_clip)
@@ -310,7 +317,7 @@ def update(state: PPOState, rollout: Rollout) -> tuple[PPOState, dict[str, jnp.n
     v_old = critic.apply(state.params["critic"], obs)[..., 0]
     v_next = critic.apply(state.params["critic"], _observe(state, rollout.next_obs))[..., 0]
     advantage, returns = gae(
-        reward, v_old, v_next, rollout.terminated, rollout.done, cfg.gamma, cfg.gae_lambda
+        reward, v_old, v_next, rollout.terminated, rollout.done, h["gamma"], h["gae_lambda"]
     )
 
     # Linear decay as in SB3's schedules: progress counts the env steps including this rollout.
@@ -319,8 +326,8 @@ def update(state: PPOState, rollout: Rollout) -> tuple[PPOState, dict[str, jnp.n
         frac = jnp.clip(1.0 - steps / cfg.anneal_steps, 0.0, 1.0)
     else:
         frac = jnp.ones((), jnp.float32)
-    lr = cfg.learning_rate * frac
-    clip = cfg.clip_range * frac if cfg.anneal_clip else cfg.clip_range
+    lr = h["learning_rate"] * frac
+    clip = h["clip_range"] * frac if cfg.anneal_clip else h["clip_range"]
 
     flat = jax.tree.map(
         lambda x: x.reshape((total, *x.shape[2:])),
@@ -346,7 +353,7 @@ def update(state: PPOState, rollout: Rollout) -> tuple[PPOState, dict[str, jnp.n
             "approx_kl": jnp.mean(jnp.exp(log_ratio) - 1.0 - log_ratio),
             "clip_fraction": clip_frac,
         }
-        return pg + cfg.vf_coef * vf - cfg.ent_coef * ent, metrics
+        return pg + h["vf_coef"] * vf - h["ent_coef"] * ent, metrics
 
     def minibatch_step(carry: tuple, batch: tuple) -> tuple[tuple, dict]:
         params, opt_state = carry

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from duetto.config import hp
+from duetto.config import hp, hparams_of
 from duetto.data.replay import Transition
 from duetto.envs.spec import EnvSpec
 from duetto.nets import CriticEnsemble, SquashedGaussianActor, sample_squashed
@@ -41,6 +41,7 @@ class SACConfig:
         "Adam step size of actor, critics and temperature [paper, Table 1]",
         low=0,
         low_open=True,
+        sweep=True,
     )
     buffer_size: int = hp(1_000_000, "replay capacity, transitions [paper, Table 1]", low=1)
     learning_starts: int = hp(
@@ -53,8 +54,9 @@ class SACConfig:
         low=0,
         high=1,
         low_open=True,
+        sweep=True,
     )
-    gamma: float = hp(0.99, "discount factor [paper, Table 1]", low=0, high=1)
+    gamma: float = hp(0.99, "discount factor [paper, Table 1]", low=0, high=1, sweep=True)
     gradient_steps: int = hp(
         1, "gradient steps per vector-env step (UTD 1 with one env) [paper, Table 1]", low=1
     )
@@ -99,6 +101,7 @@ class SACState:
     critic_params: Any
     target_params: Any
     log_alpha: jnp.ndarray  # []
+    hparams: dict[str, jnp.ndarray]  # the sweepable hyperparameters, traced (see config.hp)
     actor_opt: Any
     critic_opt: Any
     alpha_opt: Any
@@ -131,6 +134,7 @@ def init(key: jax.Array, spec: EnvSpec, config: SACConfig) -> SACState:
         critic_params=critic_params,
         target_params=jax.tree.map(jnp.copy, critic_params),  # own buffers: states are donated
         log_alpha=log_alpha,
+        hparams=hparams_of(config),
         actor_opt=tx.init(actor_params),
         critic_opt=tx.init(critic_params),
         alpha_opt=tx.init(log_alpha),
@@ -181,9 +185,9 @@ def temperature_loss(
 
 def update(state: SACState, batch: Transition) -> tuple[SACState, dict[str, jnp.ndarray]]:
     """One gradient step on critics, actor and temperature, then Polyak: batch [B, ...]."""
-    cfg = state.config
+    cfg, h = state.config, state.hparams
     actor, critic = _networks(cfg, state.spec)
-    tx = optax.adam(cfg.learning_rate)
+    tx = optax.adam(h["learning_rate"])
     key, k_next, k_pi = jax.random.split(state.key, 3)
     alpha = jnp.exp(state.log_alpha)
 
@@ -191,7 +195,7 @@ def update(state: SACState, batch: Transition) -> tuple[SACState, dict[str, jnp.
     next_action, next_log_prob = sample_squashed(k_next, mean, log_std)
     next_q = critic.apply(state.target_params, batch.next_obs, next_action)
     y = jax.lax.stop_gradient(
-        soft_target(batch.reward, batch.terminated, next_q, next_log_prob, alpha, cfg.gamma)
+        soft_target(batch.reward, batch.terminated, next_q, next_log_prob, alpha, h["gamma"])
     )
 
     def critic_objective(params: Any) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -223,7 +227,7 @@ def update(state: SACState, batch: Transition) -> tuple[SACState, dict[str, jnp.
     new_state = state.replace(
         actor_params=actor_params,
         critic_params=critic_params,
-        target_params=polyak(critic_params, state.target_params, cfg.tau),
+        target_params=polyak(critic_params, state.target_params, h["tau"]),
         log_alpha=log_alpha,
         actor_opt=actor_opt,
         critic_opt=critic_opt,

@@ -60,8 +60,10 @@ class FusedLoop:
             ONCE_OPTIONS,
             static=(1,),
         )
-        self._init_jit = jax.jit(jax.vmap(self._init_one))
-        self._init = Program(self._init_jit, ONCE_OPTIONS)
+        # One seed per call, stacked on the host: XLA:CPU (jax 0.10.2) deadlocks executing the
+        # init program vmapped over 128 or more seeds (every thread waits on a futex; the batched
+        # QR decompositions of orthogonal initialisation are involved; 64 seeds are fine).
+        self._init = Program(jax.jit(self._init_one), ONCE_OPTIONS)
 
     # ---- state ----------------------------------------------------------------------------
 
@@ -88,13 +90,15 @@ class FusedLoop:
 
     def init(self, seeds: list[int], eval_offset: int) -> FusedState:
         """A fresh state per seed: [n_seeds] along the leading axis."""
-        keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
-        eval_keys = jnp.stack([jax.random.PRNGKey(s + eval_offset) for s in seeds])
-        return self._init(keys, eval_keys)
+        states = [
+            self._init(jax.random.PRNGKey(s), jax.random.PRNGKey(s + eval_offset)) for s in seeds
+        ]
+        return jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
 
     def shapes(self, n_seeds: int) -> FusedState:
-        keys = jax.ShapeDtypeStruct((n_seeds, 2), jnp.uint32)
-        return jax.eval_shape(self._init_jit, keys, keys)
+        key = jax.ShapeDtypeStruct((2,), jnp.uint32)
+        one = jax.eval_shape(self._init_one, key, key)
+        return jax.tree.map(lambda x: jax.ShapeDtypeStruct((n_seeds, *x.shape), x.dtype), one)
 
     # ---- one iteration --------------------------------------------------------------------
 
