@@ -287,7 +287,7 @@ def _train_host_seeds(cls: Any, args: argparse.Namespace, hps: dict, progress: b
     """One host-loop run per seed, one after another, in <out>/seed-<s>, and the aggregate."""
     import time
 
-    from duetto.analysis.curves import plot_learning_curve
+    from duetto.analysis.curves import plot_seed_band
     from duetto.runs.rundir import check_new_run_dir, default_run_dir, write_json
 
     algo = cls.algorithm
@@ -327,7 +327,7 @@ def _train_host_seeds(cls: Any, args: argparse.Namespace, hps: dict, progress: b
         "seed_returns": seed_returns,
     }
     write_json(parent / "eval.json", summary)
-    plot_learning_curve([a.run_dir for a in agents], parent / "curve.png")
+    plot_seed_band([parent], parent / "curve.png")
     print(
         f"{len(agents)} seeds: mean evaluation return {summary['return_mean']:.1f} "
         f"(per seed: {', '.join(f'{r:.1f}' for r in seed_returns)})"
@@ -361,10 +361,18 @@ def cmd_eval(argv: list[str]) -> int:
 
 
 def cmd_plot(argv: list[str]) -> int:
-    from duetto.analysis.curves import plot_learning_curve
+    from duetto.analysis.curves import expand_runs, plot_learning_curve, plot_seed_band
 
     p = _Parser(prog="duetto plot", description="Draw learning curves of run directories.")
-    p.add_argument("runs", nargs="+", help="run directories")
+    p.add_argument(
+        "runs", nargs="+", help="run directories (a --seeds directory stands for its runs)"
+    )
+    p.add_argument(
+        "--aggregate",
+        action="store_true",
+        help="one line per group of runs that differ only in seed: the mean over seeds with a "
+        "95%% bootstrap confidence band (default: one line per run)",
+    )
     p.add_argument("--out", default="curve.png", help="picture to write (default curve.png)")
     p.add_argument(
         "--x",
@@ -379,7 +387,11 @@ def cmd_plot(argv: list[str]) -> int:
     out = Path(args.out)
     if out.exists() and out.suffix.lower() != ".png":
         raise DuettoError(f"'{out}' exists and is not a PNG; not overwriting it.")
-    print(plot_learning_curve([Path(r) for r in args.runs], out, x=args.x))
+    runs = [Path(r) for r in args.runs]
+    if args.aggregate:
+        print(plot_seed_band(runs, out, x=args.x))
+    else:
+        print(plot_learning_curve(expand_runs(runs), out, x=args.x))
     return 0
 
 

@@ -309,7 +309,7 @@ class FusedAgent:
         return self.save(checkpoint_path(self.run_dir, self.env_steps))
 
     def _finish_run_dir(self) -> None:
-        from duetto.analysis.curves import plot_learning_curve
+        from duetto.analysis.curves import plot_learning_curve, plot_seed_band
 
         run_dir = self.run_dir
         assert run_dir is not None
@@ -329,7 +329,7 @@ class FusedAgent:
                     },
                 )
             plot_learning_curve([seed_dir], seed_dir / "curve.png")
-        plot_learning_curve([run_dir / n for n in self.run_names], run_dir / "curve.png")
+        plot_seed_band([run_dir], run_dir / "curve.png")
         self._checkpoint()
 
     def __del__(self) -> None:

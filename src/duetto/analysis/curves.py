@@ -1,44 +1,80 @@
-"""Learning-curve pictures from run directories."""
+"""Learning-curve pictures from run directories: one line per run, or the mean over seeds with a
+bootstrap confidence band."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from duetto.runs.rundir import read_json, read_metrics
 
 
-def plot_learning_curve(run_dirs: list[Path], out: Path, x: str = "step") -> Path:
-    """Evaluation return against env steps (x='step') or training wall time (x='train_wall'),
-    one line per run, with ± one standard deviation over evaluation episodes."""
+def eval_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """The evaluation rows of a run, one per env step (a resumed run may repeat a step: the last
+    row wins), in step order."""
+    evals = {}
+    for row in read_metrics(run_dir):
+        if row.get("kind") == "eval":
+            evals[row["step"]] = row
+    return [evals[k] for k in sorted(evals)]
+
+
+def expand_runs(paths: list[Path]) -> list[Path]:
+    """Run directories, with a multi-run directory (--seeds, sweeps) replaced by its runs."""
+    runs: list[Path] = []
+    for path in map(Path, paths):
+        config = read_json(path / "config.json")
+        if "seeds" in config and not (path / "metrics.jsonl").exists():
+            runs += sorted(p.parent for p in path.glob("*/config.json"))
+        else:
+            runs.append(path)
+    return runs
+
+
+def _group_key(config: dict[str, Any]) -> tuple[str, str]:
+    """Runs that differ only in their seed share a group: (algorithm and settings, env)."""
+    return (f"{config['algo']} {sorted(config.get('config', {}).items())!r}", config["env"])
+
+
+def aggregate(
+    curves: list[tuple[np.ndarray, np.ndarray]], level: float = 0.95, resamples: int = 2000
+) -> dict[str, np.ndarray]:
+    """Mean over seeds of curves [(x, y)] at the x values every curve has, with a percentile
+    bootstrap confidence interval of that mean (seeds resampled with replacement)."""
+    common = sorted(set.intersection(*(set(np.asarray(x).tolist()) for x, _ in curves)))
+    ys = np.array(
+        [
+            [dict(zip(np.asarray(x).tolist(), np.asarray(y), strict=True))[c] for c in common]
+            for x, y in curves
+        ]
+    )  # [seeds, points]
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, len(curves), size=(resamples, len(curves)))
+    means = ys[picks].mean(axis=1)  # [resamples, points]
+    tail = (1.0 - level) / 2.0
+    return {
+        "x": np.asarray(common, dtype=float),
+        "mean": ys.mean(axis=0),
+        "low": np.quantile(means, tail, axis=0),
+        "high": np.quantile(means, 1.0 - tail, axis=0),
+        "n": np.asarray(len(curves)),
+    }
+
+
+def _figure() -> tuple[Any, Any, Any]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
-    for run_dir in run_dirs:
-        evals = {}
-        for row in read_metrics(run_dir):
-            if row.get("kind") == "eval":
-                evals[row["step"]] = row  # a resumed run may repeat a step: keep the last
-        if not evals:
-            continue
-        rows = [evals[k] for k in sorted(evals)]
-        xs = [r[x] for r in rows]
-        mean = [r["return_mean"] for r in rows]
-        std = [r["return_std"] for r in rows]
-        config = read_json(Path(run_dir) / "config.json")
-        label = f"{config['algo']} s{config['seed']}"
-        (line,) = ax.plot(xs, mean, marker="o", markersize=3, label=label)
-        ax.fill_between(
-            xs,
-            [m - s for m, s in zip(mean, std, strict=True)],
-            [m + s for m, s in zip(mean, std, strict=True)],
-            color=line.get_color(),
-            alpha=0.2,
-        )
-    first = read_json(Path(run_dirs[0]) / "config.json")
-    ax.set_title(f"{first['algo'].upper()} on {first['env']}")
+    return plt, fig, ax
+
+
+def _finish(plt: Any, fig: Any, ax: Any, title: str, x: str, out: Path) -> Path:
+    ax.set_title(title)
     ax.set_xlabel("env steps" if x == "step" else "training wall time (s)")
     ax.set_ylabel("evaluation return (deterministic)")
     ax.grid(alpha=0.3)
@@ -48,3 +84,65 @@ def plot_learning_curve(run_dirs: list[Path], out: Path, x: str = "step") -> Pat
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def plot_learning_curve(run_dirs: list[Path], out: Path, x: str = "step") -> Path:
+    """Evaluation return against env steps (x='step') or training wall time (x='train_wall'),
+    one line per run, with ± one standard deviation over evaluation episodes."""
+    plt, fig, ax = _figure()
+    for run_dir in run_dirs:
+        rows = eval_rows(run_dir)
+        if not rows:
+            continue
+        xs = [r[x] for r in rows]
+        mean = np.array([r["return_mean"] for r in rows])
+        std = np.array([r["return_std"] for r in rows])
+        config = read_json(Path(run_dir) / "config.json")
+        (line,) = ax.plot(
+            xs, mean, marker="o", markersize=3, label=f"{config['algo']} s{config['seed']}"
+        )
+        ax.fill_between(xs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    first = read_json(Path(run_dirs[0]) / "config.json")
+    return _finish(plt, fig, ax, f"{first['algo'].upper()} on {first['env']}", x, out)
+
+
+def plot_seed_band(run_dirs: list[Path], out: Path, x: str = "step") -> Path:
+    """Mean evaluation return over the seeds of each group of runs (runs that differ only in
+    their seed), with a 95 % bootstrap confidence band of the mean. With x='train_wall' the x
+    of each point is the mean wall time over seeds at that env step."""
+    groups: dict[tuple[str, str], list[Path]] = {}
+    for run_dir in expand_runs(run_dirs):
+        groups.setdefault(_group_key(read_json(run_dir / "config.json")), []).append(run_dir)
+    varying = _varying_settings(groups)
+    plt, fig, ax = _figure()
+    envs = set()
+    for (_, env), runs in groups.items():
+        curves, walls = [], []
+        for run in runs:
+            rows = eval_rows(run)
+            if rows:
+                steps = np.array([r["step"] for r in rows])
+                curves.append((steps, np.array([r["return_mean"] for r in rows])))
+                walls.append((steps, np.array([r["train_wall"] for r in rows])))
+        if not curves:
+            continue
+        band = aggregate(curves)
+        xs = band["x"] if x == "step" else aggregate(walls, resamples=1)["mean"]
+        config = read_json(runs[0] / "config.json")
+        name = config["algo"] + "".join(f" {k}={config['config'][k]:g}" for k in varying)
+        (line,) = ax.plot(xs, band["mean"], label=f"{name} (mean of {int(band['n'])} seeds)")
+        ax.fill_between(xs, band["low"], band["high"], color=line.get_color(), alpha=0.25)
+        envs.add(env)
+    title = " / ".join(sorted(envs)) + ": mean and 95 % bootstrap CI over seeds"
+    return _finish(plt, fig, ax, title, x, out)
+
+
+def _varying_settings(groups: dict[tuple[str, str], list[Path]]) -> list[str]:
+    """The numeric hyperparameters whose values differ between groups (for the legend)."""
+    configs = [read_json(runs[0] / "config.json")["config"] for runs in groups.values()]
+    keys = set().union(*configs) if configs else set()
+    return sorted(
+        k
+        for k in keys
+        if isinstance(configs[0].get(k), int | float) and len({repr(c.get(k)) for c in configs}) > 1
+    )
