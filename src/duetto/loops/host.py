@@ -22,7 +22,7 @@ import numpy as np
 
 from duetto.data.packing import Packing
 from duetto.envs.gym import ActionEdge, check_finite, final_observations
-from duetto.loops.compiled import Program
+from duetto.loops.compiled import ONCE_OPTIONS, Program
 
 
 class Programs(NamedTuple):
@@ -41,7 +41,7 @@ def compile_packed(
     so that large buffers (the replay) are updated in place; it returns the new carry and the
     action to take. `big` names a state field kept out of the packing (or None)."""
 
-    def packed(program: Callable) -> Callable:
+    def packed(program: Callable, opts: dict[str, Any]) -> Program:
         def run(carry: tuple, *args: Any) -> tuple[tuple, jnp.ndarray]:
             held, rest = carry
             ls = packing.unpack(rest)
@@ -52,9 +52,12 @@ def compile_packed(
             rest = packing.pack(ls.replace(**{big: None}) if big is not None else ls)
             return (held, rest), ls.last_action
 
-        return Program(jax.jit(run, donate_argnums=0), options or {})
+        return Program(jax.jit(run, donate_argnums=0), opts)
 
-    return Programs(*(packed(p) for p in programs))
+    start, collect, train = programs
+    options = options or {}
+    # start runs once per reset: it gets no LLVM optimisation (see loops/compiled.py).
+    return Programs(packed(start, ONCE_OPTIONS), packed(collect, options), packed(train, options))
 
 
 class EpisodeTracker:

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 
 from duetto.data.replay import Replay, Transition, replay_add, replay_init, replay_sample
 from duetto.envs.spec import EnvSpec
+from duetto.loops.compiled import ONCE_OPTIONS, Program
 from duetto.loops.host import HostLoop, Programs
 
 
@@ -44,7 +45,8 @@ def init_state(
     algo: ModuleType, key: jax.Array, spec: EnvSpec, config: Any, n_envs: int
 ) -> OffPolicyState:
     """A fresh run state, built by one compiled program (op-by-op it would compile dozens)."""
-    return jax.jit(lambda k: _build_state(algo, k, spec, config, n_envs))(key)
+    build = jax.jit(lambda k: _build_state(algo, k, spec, config, n_envs))
+    return Program(build, ONCE_OPTIONS)(key)  # runs once: no LLVM optimisation to wait for
 
 
 def state_shapes(algo: ModuleType, spec: EnvSpec, config: Any, n_envs: int) -> OffPolicyState:

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 
 from duetto.data.rollout import Rollout
 from duetto.envs.spec import EnvSpec
-from duetto.loops.compiled import TRAIN_OPTIONS
+from duetto.loops.compiled import ONCE_OPTIONS, TRAIN_OPTIONS, Program
 from duetto.loops.host import HostLoop, Programs
 
 
@@ -80,7 +80,8 @@ def init_state(
 ) -> OnPolicyState:
     """A fresh run state, built by one compiled program."""
     algo.check(config, n_envs)
-    return jax.jit(lambda k: _build_state(algo, k, spec, config, n_envs))(key)
+    build = jax.jit(lambda k: _build_state(algo, k, spec, config, n_envs))
+    return Program(build, ONCE_OPTIONS)(key)  # runs once: no LLVM optimisation to wait for
 
 
 def state_shapes(algo: ModuleType, spec: EnvSpec, config: Any, n_envs: int) -> OnPolicyState:
