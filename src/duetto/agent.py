@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from duetto import __version__
-from duetto.algorithms import ppo, sac
+from duetto.algorithms import ddpg, ppo, sac, td3
 from duetto.callbacks import (
     Callback,
     CheckpointEvery,
@@ -434,7 +434,17 @@ class PPO(Agent):
     algorithm = ppo
 
 
-AGENTS: dict[str, type[Agent]] = {"sac": SAC, "ppo": PPO}
+class TD3(Agent):
+    __doc__ = td3.__doc__
+    algorithm = td3
+
+
+class DDPG(Agent):
+    __doc__ = ddpg.__doc__
+    algorithm = ddpg
+
+
+AGENTS: dict[str, type[Agent]] = {"sac": SAC, "td3": TD3, "ddpg": DDPG, "ppo": PPO}
 
 
 def load(path: str | Path, env: EnvLike | None = None) -> Agent | FusedAgent:

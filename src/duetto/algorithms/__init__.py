@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from duetto.algorithms import ppo, sac
+from duetto.algorithms import ddpg, ppo, sac, td3
 from duetto.errors import DuettoError, did_you_mean
 
-ALGORITHMS: dict[str, ModuleType] = {sac.NAME: sac, ppo.NAME: ppo}
+ALGORITHMS: dict[str, ModuleType] = {m.NAME: m for m in (sac, td3, ddpg, ppo)}
 
 
 def get_algorithm(name: str) -> ModuleType:

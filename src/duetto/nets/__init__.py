@@ -3,6 +3,7 @@
 from duetto.nets.critics import CriticEnsemble
 from duetto.nets.heads import (
     CategoricalActor,
+    DeterministicActor,
     GaussianActor,
     SquashedGaussianActor,
     categorical_entropy,
@@ -18,6 +19,7 @@ __all__ = [
     "MLP",
     "CategoricalActor",
     "CriticEnsemble",
+    "DeterministicActor",
     "GaussianActor",
     "SquashedGaussianActor",
     "categorical_entropy",

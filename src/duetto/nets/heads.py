@@ -115,3 +115,15 @@ def categorical_entropy(logits: jnp.ndarray) -> jnp.ndarray:
     """−Σ p log p over the last axis."""
     log_p = jax.nn.log_softmax(logits, axis=-1)
     return -jnp.sum(jnp.exp(log_p) * log_p, axis=-1)
+
+
+class DeterministicActor(nn.Module):
+    """obs [B, obs_dim] -> action tanh(MLP(obs)) [B, A] in (-1, 1) (TD3, DDPG)."""
+
+    hidden: Sequence[int]
+    action_dim: int
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, obs: jnp.ndarray) -> jnp.ndarray:
+        return jnp.tanh(MLP(self.hidden, self.action_dim, dtype=self.dtype)(obs))

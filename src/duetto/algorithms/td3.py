@@ -1,0 +1,214 @@
+"""TD3: Twin Delayed Deep Deterministic policy gradient (Fujimoto, van Hoof, Meger, 2018).
+
+Off-policy, deterministic actor. Twin critics regress on y = r + γ(1 − d)·min_j Q̄_j(s', ã'),
+where ã' = clip(π̄(s') + clip(ε, −c, c), −1, 1), ε ~ N(0, σ̃²), is the target policy's action
+smoothed with clipped noise; every `policy_delay` critic steps the actor maximises Q_1(s, π(s))
+and all targets (actor and critics) take a Polyak step. Exploration adds N(0, σ²) to π(s).
+
+DDPG (`duetto.algorithms.ddpg`) is this module with one critic, no target smoothing and no
+delay: the same functions, other defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from duetto.algorithms.sac import critic_loss, soft_target
+from duetto.config import hp, hparams_of
+from duetto.data.replay import Transition
+from duetto.envs.spec import EnvSpec
+from duetto.nets import CriticEnsemble, DeterministicActor
+from duetto.nets.targets import polyak
+
+NAME = "td3"
+ACTION_SPACES = ("box",)
+LOOP = "offpolicy"
+METRICS = ("critic_loss", "actor_loss", "q_mean")
+
+
+@dataclass(frozen=True)
+class TD3Config:
+    """TD3 hyperparameters. Defaults: CleanRL's td3_continuous_action.py [CleanRL], which
+    follows the paper [paper]."""
+
+    learning_rate: float = hp(
+        3e-4, "Adam step size of actor and critics [CleanRL]", low=0, low_open=True, sweep=True
+    )
+    buffer_size: int = hp(1_000_000, "replay capacity, transitions [CleanRL, paper]", low=1)
+    learning_starts: int = hp(
+        25_000, "env steps of uniform random actions before the first update [CleanRL]", low=0
+    )
+    batch_size: int = hp(256, "transitions per gradient step [CleanRL, paper]", low=1)
+    tau: float = hp(
+        0.005,
+        "Polyak rate of all targets [CleanRL, paper]",
+        low=0,
+        high=1,
+        low_open=True,
+        sweep=True,
+    )
+    gamma: float = hp(0.99, "discount factor [CleanRL, paper]", low=0, high=1, sweep=True)
+    gradient_steps: int = hp(1, "critic steps per vector-env step [CleanRL, paper]", low=1)
+    hidden: tuple = hp((256, 256), "hidden widths of actor and critics, ReLU [CleanRL]", low=1)
+    n_critics: int = hp(2, "Q-functions; the target takes their min [paper]", low=1)
+    policy_delay: int = hp(
+        2, "critic steps per actor and target step [paper: d = 2; CleanRL policy_frequency]", low=1
+    )
+    target_noise: float = hp(
+        0.2, "σ̃ of the target-policy smoothing noise, in action units [paper, CleanRL]", low=0
+    )
+    target_noise_clip: float = hp(0.5, "c, the clip of that noise [paper, CleanRL]", low=0)
+    exploration_noise: float = hp(
+        0.1, "σ of the Gaussian exploration noise, in action units [paper, CleanRL]", low=0
+    )
+
+
+CONFIG = TD3Config
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # RL-Zoo hyperparams/td3.yml, Pendulum-v1: 20k steps.
+    "zoo": {
+        "gamma": 0.98,
+        "buffer_size": 200_000,
+        "learning_starts": 10_000,
+        "learning_rate": 1e-3,
+        "hidden": (400, 300),
+    },
+    # Small and fast (duetto's own), as SAC's `fast` preset: 64x64, batch 128, lr 3e-3, τ 0.01.
+    "fast": {
+        "learning_rate": 3e-3,
+        "hidden": (64, 64),
+        "batch_size": 128,
+        "buffer_size": 20_000,
+        "tau": 0.01,
+        "learning_starts": 1_000,
+    },
+}
+PRESET_STEPS = {"zoo": 20_000, "fast": 10_000}
+
+
+@flax.struct.dataclass
+class TD3State:
+    actor_params: Any
+    critic_params: Any
+    target_actor_params: Any
+    target_critic_params: Any
+    hparams: dict[str, jnp.ndarray]  # the sweepable hyperparameters, traced (see config.hp)
+    actor_opt: Any
+    critic_opt: Any
+    key: jax.Array
+    updates: jnp.ndarray  # int32 [], critic steps done
+    last_actor_loss: jnp.ndarray  # [], of the latest actor step (reported between them)
+    config: Any = flax.struct.field(pytree_node=False)
+    spec: EnvSpec = flax.struct.field(pytree_node=False)
+
+
+def _networks(config: Any, spec: EnvSpec) -> tuple[DeterministicActor, CriticEnsemble]:
+    return (
+        DeterministicActor(config.hidden, spec.action_dim),
+        CriticEnsemble(config.hidden, n=config.n_critics),
+    )
+
+
+def init(key: jax.Array, spec: EnvSpec, config: Any) -> TD3State:
+    actor, critic = _networks(config, spec)
+    k_actor, k_critic, k_state = jax.random.split(key, 3)
+    obs = jnp.zeros((1, spec.obs_dim))
+    actor_params = actor.init(k_actor, obs)
+    critic_params = critic.init(k_critic, obs, jnp.zeros((1, spec.action_dim)))
+    tx = optax.adam(config.learning_rate)
+    return TD3State(
+        actor_params=actor_params,
+        critic_params=critic_params,
+        target_actor_params=jax.tree.map(jnp.copy, actor_params),  # own buffers: donated
+        target_critic_params=jax.tree.map(jnp.copy, critic_params),
+        hparams=hparams_of(config),
+        actor_opt=tx.init(actor_params),
+        critic_opt=tx.init(critic_params),
+        key=k_state,
+        updates=jnp.zeros((), jnp.int32),
+        last_actor_loss=jnp.zeros((), jnp.float32),
+        config=config,
+        spec=spec,
+    )
+
+
+def act(state: TD3State, obs: jnp.ndarray, key: jax.Array, deterministic: bool) -> jnp.ndarray:
+    """π(s), plus N(0, σ²) exploration noise clipped to [-1, 1] unless deterministic."""
+    actor, _ = _networks(state.config, state.spec)
+    action = actor.apply(state.actor_params, obs)
+    if deterministic:
+        return action
+    noise = state.config.exploration_noise * jax.random.normal(key, action.shape)
+    return jnp.clip(action + noise, -1.0, 1.0)
+
+
+def smoothed_target_action(
+    target_action: jnp.ndarray, noise: jnp.ndarray, noise_clip: float
+) -> jnp.ndarray:
+    """ã' = clip(π̄(s') + clip(ε, −c, c), −1, 1): target policy smoothing."""
+    return jnp.clip(target_action + jnp.clip(noise, -noise_clip, noise_clip), -1.0, 1.0)
+
+
+def actor_loss(q1: jnp.ndarray) -> jnp.ndarray:
+    """−E[Q_1(s, π(s))]: the first critic only [paper]; q1 [B] -> []."""
+    return -q1.mean()
+
+
+def update(state: TD3State, batch: Transition) -> tuple[TD3State, dict[str, jnp.ndarray]]:
+    """One critic step; every `policy_delay` calls also an actor step and the Polyak steps."""
+    cfg, h = state.config, state.hparams
+    actor, critic = _networks(cfg, state.spec)
+    tx = optax.adam(h["learning_rate"])
+    key, k_noise = jax.random.split(state.key)
+
+    next_action = smoothed_target_action(
+        actor.apply(state.target_actor_params, batch.next_obs),
+        cfg.target_noise * jax.random.normal(k_noise, batch.action.shape),
+        cfg.target_noise_clip,
+    )
+    next_q = critic.apply(state.target_critic_params, batch.next_obs, next_action)
+    # The clipped double-Q target is SAC's soft target without the entropy term.
+    zero = jnp.zeros_like(batch.reward)
+    y = jax.lax.stop_gradient(
+        soft_target(batch.reward, batch.terminated, next_q, zero, 0.0, h["gamma"])
+    )
+
+    def critic_objective(params: Any) -> tuple[jnp.ndarray, jnp.ndarray]:
+        q = critic.apply(params, batch.obs, batch.action)
+        return critic_loss(q, y), q
+
+    (loss_q, q), grads = jax.value_and_grad(critic_objective, has_aux=True)(state.critic_params)
+    step, critic_opt = tx.update(grads, state.critic_opt)
+    critic_params = optax.apply_updates(state.critic_params, step)
+    state = state.replace(critic_params=critic_params, critic_opt=critic_opt, key=key)
+
+    def actor_and_targets(state: TD3State) -> TD3State:
+        def actor_objective(params: Any) -> jnp.ndarray:
+            action = actor.apply(params, batch.obs)
+            return actor_loss(critic.apply(state.critic_params, batch.obs, action)[0])
+
+        loss_pi, grads = jax.value_and_grad(actor_objective)(state.actor_params)
+        step, actor_opt = tx.update(grads, state.actor_opt)
+        actor_params = optax.apply_updates(state.actor_params, step)
+        return state.replace(
+            actor_params=actor_params,
+            actor_opt=actor_opt,
+            target_actor_params=polyak(actor_params, state.target_actor_params, h["tau"]),
+            target_critic_params=polyak(state.critic_params, state.target_critic_params, h["tau"]),
+            last_actor_loss=loss_pi,
+        )
+
+    def critic_only(state: TD3State) -> TD3State:
+        return state
+
+    delayed = (state.updates + 1) % cfg.policy_delay == 0
+    state = jax.lax.cond(delayed, actor_and_targets, critic_only, state)
+    metrics = {"critic_loss": loss_q, "actor_loss": state.last_actor_loss, "q_mean": q.mean()}
+    return state.replace(updates=state.updates + 1), metrics
