@@ -395,6 +395,53 @@ def cmd_plot(argv: list[str]) -> int:
     return 0
 
 
+def cmd_report(argv: list[str]) -> int:
+    from duetto.analysis.report import write_report
+
+    p = _Parser(
+        prog="duetto report",
+        description="IQM, mean, median and optimality gap over runs, with stratified-bootstrap "
+        "confidence intervals (rliable), and performance profiles.",
+    )
+    p.add_argument(
+        "runs", nargs="+", help="run directories (a --seeds directory stands for its runs)"
+    )
+    p.add_argument("--out", default="report", help="directory to write (default ./report)")
+    p.add_argument(
+        "--ref",
+        action="append",
+        default=[],
+        metavar="ENV=RANDOM,REFERENCE",
+        help="returns that normalise an env's scores to 0 and 1 (built in for the classic tasks)",
+    )
+    p.add_argument("--reps", type=int, default=5000, help="bootstrap resamples (default 5000)")
+    args = p.parse_args(argv)
+    refs = {}
+    for item in args.ref:
+        name, _, values = item.partition("=")
+        try:
+            low, high = (float(v) for v in values.split(","))
+        except ValueError:
+            raise DuettoError(f"--ref '{item}' must look like ENV=RANDOM,REFERENCE.") from None
+        if low == high:
+            raise DuettoError(f"--ref '{item}': the two returns must differ.")
+        refs[name.removeprefix("gymnax:")] = (low, high)
+    for run in args.runs:
+        if not (Path(run) / "config.json").exists():
+            raise DuettoError(f"'{run}' is not a duetto run directory (no config.json).")
+    if args.reps < 100:
+        raise DuettoError(f"--reps must be at least 100 bootstrap resamples, got {args.reps}.")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise DuettoError(f"'{out}' exists and is not a directory; not overwriting it.")
+    path = write_report([Path(r) for r in args.runs], out, refs, reps=args.reps)
+    print(path.read_text(), end="")
+    print(
+        f"written: {path}, {out / 'report.json'}, {out / 'aggregates.png'}, {out / 'profiles.png'}"
+    )
+    return 0
+
+
 def cmd_list(argv: list[str]) -> int:
     import gymnasium as gym
 
@@ -423,18 +470,25 @@ def cmd_list(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "list": cmd_list}
+COMMANDS = {
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "plot": cmd_plot,
+    "report": cmd_report,
+    "list": cmd_list,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(
-            "usage: duetto {train,eval,plot,list} ...\n\n"
+            "usage: duetto {train,eval,plot,report,list} ...\n\n"
             "  train ALGO --env ID   train an agent (duetto train sac --help)\n"
             "  train --resume DIR    continue a run exactly\n"
             "  eval RUN_DIR          evaluate a trained run\n"
-            "  plot RUN_DIR...       draw learning curves\n"
+            "  plot RUN_DIR...       draw learning curves (--aggregate: mean over seeds)\n"
+            "  report RUN_DIR...     IQM, mean, median, optimality gap with bootstrap CIs\n"
             "  list                  algorithms, presets, environments"
         )
         return 0 if argv else 2
