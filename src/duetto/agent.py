@@ -35,6 +35,7 @@ from duetto.envs.gym import (
     env_name,
     env_spec,
     make_vector_env,
+    restored_envs,
     sub_envs,
     wrap_vector_env,
 )
@@ -460,6 +461,7 @@ def load(path: str | Path, env: EnvLike | None = None) -> Agent | FusedAgent:
     elif path.parent.name == "checkpoints" and (path.parent.parent / "config.json").exists():
         run = path.parent.parent
     meta, leaves, envs = read_checkpoint(ckpt)
+    envs = restored_envs(envs)
     if meta.get("algo") not in AGENTS:
         raise DuettoError(f"checkpoint '{ckpt}' is for unknown algorithm {meta.get('algo')!r}.")
     cls = AGENTS[meta["algo"]]

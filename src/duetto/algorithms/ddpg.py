@@ -47,5 +47,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     # RL-Zoo hyperparams/ddpg.yml, Pendulum-v1: 20k steps.
     "zoo": dict(td3.PRESETS["zoo"]),
     "fast": dict(td3.PRESETS["fast"]),
+    "mujoco": dict(td3.PRESETS["mujoco"]),  # RL-Zoo ddpg.yml MuJoCo: as TD3's
 }
 PRESET_STEPS = dict(td3.PRESET_STEPS)

@@ -92,7 +92,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "tau": 0.01,
     },
 }
-PRESET_STEPS = {"zoo": 20_000, "fast": 10_000}
+PRESETS["mujoco"] = {"learning_starts": 10_000}  # RL-Zoo sac.yml, MuJoCo tasks: 1M steps
+PRESET_STEPS = {"zoo": 20_000, "fast": 10_000, "mujoco": 1_000_000}
 
 
 @flax.struct.dataclass

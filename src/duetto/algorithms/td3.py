@@ -90,7 +90,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "learning_starts": 1_000,
     },
 }
-PRESET_STEPS = {"zoo": 20_000, "fast": 10_000}
+# RL-Zoo td3.yml, MuJoCo tasks (1M steps): lr 1e-3, 400-300, learning_starts 1e4, noise 0.1.
+PRESETS["mujoco"] = {"learning_rate": 1e-3, "hidden": (400, 300), "learning_starts": 10_000}
+PRESET_STEPS = {"zoo": 20_000, "fast": 10_000, "mujoco": 1_000_000}
 
 
 @flax.struct.dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import pickle
 from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -56,13 +57,48 @@ def _env_factory(env: EnvLike) -> Callable[[], gym.Env]:
 VECTORIZATION = ("sync", "async")
 
 
+def _physics(env: gym.Env) -> Any:
+    """The MuJoCo simulation data of env (all of mjData) and its RNG, or None for other envs."""
+    u = env.unwrapped
+    if not (hasattr(u, "model") and hasattr(u, "data") and hasattr(u, "_np_random")):
+        return None
+    return {"data": u.data, "np_random": u._np_random, "seed": u._np_random_seed}
+
+
+class EnvCopy:
+    """A sub-env as a checkpoint stores it: pickled, plus its MuJoCo simulation data.
+
+    Gymnasium's MuJoCo envs pickle as their constructor arguments (EzPickle), so an unpickled
+    HalfCheetah is a fresh one. This copy also carries the whole mjData (state, warm start, and
+    the derived quantities such as body positions, which lag the state by one integration and
+    which rewards read) and the env's RNG, and copies them back, so a resumed run steps on
+    exactly as the original would.
+    """
+
+    def __init__(self, env: gym.Env):
+        self.env = env
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"env": self.env, "physics": _physics(self.env)}
+
+    def __setstate__(self, saved: dict[str, Any]) -> None:
+        self.env = saved["env"]
+        physics = saved["physics"]
+        if physics is not None:
+            import mujoco
+
+            u = self.env.unwrapped
+            mujoco.mj_copyData(u.data, u.model, physics["data"])
+            u._np_random, u._np_random_seed = physics["np_random"], physics["seed"]
+
+
 class Snapshot(gym.Wrapper):
     """Wraps each sub-env of an async vector env so that its worker process can hand back a
     pickled copy of the env (`vec.call("snapshot")`): checkpoints of async runs hold the exact
     env states too."""
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(self.env)
+        return pickle.dumps(EnvCopy(self.env))
 
 
 def _vector(fns: list[Callable[[], gym.Env]], vectorization: str) -> gym.vector.VectorEnv:
@@ -92,11 +128,16 @@ def wrap_vector_env(envs: list[gym.Env], vectorization: str = "sync") -> gym.vec
     return _vector([(lambda e=e: e) for e in envs], vectorization)
 
 
-def sub_envs(vec: gym.vector.VectorEnv) -> list[gym.Env]:
-    """Copies of the sub-envs as they are now (for a checkpoint)."""
+def sub_envs(vec: gym.vector.VectorEnv) -> list[EnvCopy]:
+    """The sub-envs as they are now, ready to pickle into a checkpoint."""
     if isinstance(vec, gym.vector.AsyncVectorEnv):
         return [pickle.loads(b) for b in vec.call("snapshot")]
-    return list(vec.envs)
+    return [EnvCopy(e) for e in vec.envs]
+
+
+def restored_envs(saved: list[Any]) -> list[gym.Env]:
+    """The envs of a checkpoint (EnvCopy objects; plain envs in checkpoints of duetto 0.1.0)."""
+    return [s.env if isinstance(s, EnvCopy) else s for s in saved]
 
 
 def box_bounds(space: gym.spaces.Box) -> tuple[np.ndarray, np.ndarray]:
