@@ -21,10 +21,11 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from duetto.data.replay import Replay, Transition, replay_add, replay_init, replay_sample
+from duetto.data.replay import Replay, Transition, replay_add, replay_init
 from duetto.data.rollout import Rollout
 from duetto.envs.jaxenv import JaxEnv
 from duetto.loops.compiled import ONCE_OPTIONS, TRAIN_OPTIONS, Program
+from duetto.loops.offpolicy import gradient_steps
 
 
 @flax.struct.dataclass
@@ -152,12 +153,7 @@ class FusedLoop:
         ready = fs.env_steps >= max(config.learning_starts, 1)  # env steps after this one
 
         def learn(algo_state: Any) -> tuple[Any, dict]:
-            def gradient_step(state: Any, k: jax.Array) -> tuple[Any, dict]:
-                return algo.update(state, replay_sample(replay, k, config.batch_size))
-
-            keys = jax.random.split(k_sample, config.gradient_steps)
-            algo_state, metrics = jax.lax.scan(gradient_step, algo_state, keys)
-            return algo_state, jax.tree.map(jnp.mean, metrics)
+            return gradient_steps(algo, config, algo_state, replay, k_sample)
 
         def wait(algo_state: Any) -> tuple[Any, dict]:
             return algo_state, {k: jnp.zeros((), jnp.float32) for k in algo.METRICS}

@@ -74,6 +74,20 @@ def _build_state(
     )
 
 
+def gradient_steps(
+    algo: ModuleType, config: Any, algo_state: Any, replay: Replay, key: jax.Array
+) -> tuple[Any, dict[str, jnp.ndarray]]:
+    """`config.gradient_steps` updates on uniform replay samples, as one `lax.scan`; returns the
+    state and each metric's mean over the steps (the host and fused loops both call this)."""
+
+    def gradient_step(state: Any, k: jax.Array) -> tuple[Any, dict]:
+        return algo.update(state, replay_sample(replay, k, config.batch_size))
+
+    keys = jax.random.split(key, config.gradient_steps)
+    algo_state, metrics = jax.lax.scan(gradient_step, algo_state, keys)
+    return algo_state, jax.tree.map(jnp.mean, metrics)
+
+
 def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
     """start, collect (store, uniform random action) and train (store, `gradient_steps`
     updates, policy action), over the structured state; not yet compiled."""
@@ -123,12 +137,7 @@ def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
     ) -> OffPolicyState:
         replay = store(ls, reward, next_obs, terminated)
         key, k_sample, k_act = jax.random.split(ls.key, 3)
-
-        def gradient_step(algo_state: Any, k: jax.Array) -> tuple[Any, dict]:
-            return algo.update(algo_state, replay_sample(replay, k, config.batch_size))
-
-        keys = jax.random.split(k_sample, config.gradient_steps)
-        algo_state, metrics = jax.lax.scan(gradient_step, ls.algo, keys)
+        algo_state, metrics = gradient_steps(algo, config, ls.algo, replay, k_sample)
         return ls.replace(
             algo=algo_state,
             replay=replay,
@@ -136,7 +145,7 @@ def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
             last_obs=obs,
             last_action=algo.act(algo_state, obs, k_act, False),
             env_steps=ls.env_steps + n_envs,
-            metric_sums=jax.tree.map(lambda s, m: s + m.mean(), ls.metric_sums, metrics),
+            metric_sums=jax.tree.map(lambda s, m: s + m, ls.metric_sums, metrics),
             metric_count=ls.metric_count + 1,
         )
 
