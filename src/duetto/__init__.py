@@ -11,7 +11,7 @@ from duetto.compile_cache import enable_persistent_cache  # noqa: E402
 
 enable_persistent_cache()
 
-from duetto.agent import DDPG, PPO, SAC, TD3, Agent, load  # noqa: E402
+from duetto.agent import DDPG, DSACT, PPO, SAC, TD3, Agent, load  # noqa: E402
 from duetto.errors import DuettoError  # noqa: E402
 
-__all__ = ["DDPG", "PPO", "SAC", "TD3", "Agent", "DuettoError", "load", "__version__"]
+__all__ = ["DDPG", "DSACT", "PPO", "SAC", "TD3", "Agent", "DuettoError", "load", "__version__"]

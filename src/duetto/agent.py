@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from duetto import __version__
-from duetto.algorithms import ddpg, ppo, sac, td3
+from duetto.algorithms import ddpg, dsac_t, ppo, sac, td3
 from duetto.callbacks import (
     Callback,
     CheckpointEvery,
@@ -445,7 +445,18 @@ class DDPG(Agent):
     algorithm = ddpg
 
 
-AGENTS: dict[str, type[Agent]] = {"sac": SAC, "td3": TD3, "ddpg": DDPG, "ppo": PPO}
+class DSACT(Agent):
+    __doc__ = dsac_t.__doc__
+    algorithm = dsac_t
+
+
+AGENTS: dict[str, type[Agent]] = {
+    "sac": SAC,
+    "td3": TD3,
+    "ddpg": DDPG,
+    "dsac-t": DSACT,
+    "ppo": PPO,
+}
 
 
 def load(path: str | Path, env: EnvLike | None = None) -> Agent | FusedAgent:

@@ -145,13 +145,14 @@ class FusedAgent:
         callbacks: Sequence[Callable[[dict[str, Any]], bool | None]] = (),
         progress: bool = False,
     ) -> FusedAgent:
-        """Train every seed for `total_steps` more env steps (rounded up to whole chunks).
+        """Train every seed for `total_steps` more env steps (rounded up to whole iterations).
 
         A chunk is `eval_every` env steps (default a tenth of the call) rounded up to whole
-        iterations; each chunk ends with a deterministic evaluation of `eval_episodes` episodes
-        per seed. Stops early once the mean over seeds of the evaluation return reaches
-        `stop_at_return`. `callbacks` are functions of the latest evaluation summary, called
-        after each chunk; one returning False stops training.
+        iterations, the last one shorter when the call ends first; each chunk ends with a
+        deterministic evaluation of `eval_episodes` episodes per seed. Stops early once the
+        mean over seeds of the evaluation return reaches `stop_at_return`. `callbacks` are
+        functions of the latest evaluation summary, called after each chunk; one returning
+        False stops training.
         """
         for name, value in (("total_steps", total_steps), ("eval_episodes", eval_episodes)):
             if not isinstance(value, int | np.integer) or value < 1:
@@ -159,9 +160,8 @@ class FusedAgent:
         self._open_run_dir()
         per_iteration = self.loop.steps_per_iteration
         every = eval_every or max(total_steps // 10, 1)
-        iterations = max(-(-every // per_iteration), 1)
-        chunk = iterations * per_iteration
-        chunks = -(-total_steps // chunk)
+        per_chunk = max(-(-every // per_iteration), 1)
+        remaining = -(-total_steps // per_iteration)  # iterations
         next_checkpoint = (
             (self.env_steps // checkpoint_every + 1) * checkpoint_every
             if checkpoint_every
@@ -169,12 +169,16 @@ class FusedAgent:
         )
         start = self.env_steps
         bar = (
-            TrainingProgress(chunks * chunk, start, f"{self.algorithm.NAME} {self.env_id}")
+            TrainingProgress(
+                remaining * per_iteration, start, f"{self.algorithm.NAME} {self.env_id}"
+            )
             if progress
             else None
         )
         try:
-            for _ in range(chunks):
+            while remaining > 0:
+                iterations = min(per_chunk, remaining)
+                remaining -= iterations
                 t0 = time.perf_counter()
                 self.loop_state, summary = self.loop.train(self.loop_state, iterations)
                 summary = jax.device_get(summary)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from duetto.algorithms import ddpg, ppo, sac, td3
+from duetto.algorithms import ddpg, dsac_t, ppo, sac, td3
 from duetto.errors import DuettoError, did_you_mean
 
-ALGORITHMS: dict[str, ModuleType] = {m.NAME: m for m in (sac, td3, ddpg, ppo)}
+ALGORITHMS: dict[str, ModuleType] = {m.NAME: m for m in (sac, td3, ddpg, dsac_t, ppo)}
 
 
 def get_algorithm(name: str) -> ModuleType:
-    key = name.lower()
+    key = name.lower().replace("_", "-")
     if key not in ALGORITHMS:
         raise DuettoError(
             f"unknown algorithm '{name}'.{did_you_mean(key, ALGORITHMS)} "

@@ -60,6 +60,14 @@ class SACConfig:
     gradient_steps: int = hp(
         1, "gradient steps per vector-env step (UTD 1 with one env) [paper, Table 1]", low=1
     )
+    env_steps_per_update: int = hp(
+        1, "vector-env steps between update calls (SB3 train_freq) [SB3: 1]", low=1
+    )
+    warmup_actions: str = hp(
+        "uniform",
+        "actions during the first learning_starts steps: uniform in the bounds, or the policy's",
+        choices=("uniform", "policy"),
+    )
     hidden: tuple = hp(
         (256, 256), "hidden widths of actor and critics, ReLU [paper, Table 1]", low=1
     )

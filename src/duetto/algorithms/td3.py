@@ -55,6 +55,14 @@ class TD3Config:
     )
     gamma: float = hp(0.99, "discount factor [CleanRL, paper]", low=0, high=1, sweep=True)
     gradient_steps: int = hp(1, "critic steps per vector-env step [CleanRL, paper]", low=1)
+    env_steps_per_update: int = hp(
+        1, "vector-env steps between update calls (SB3 train_freq) [CleanRL: 1]", low=1
+    )
+    warmup_actions: str = hp(
+        "uniform",
+        "actions during the first learning_starts steps: uniform in the bounds, or the policy's",
+        choices=("uniform", "policy"),
+    )
     hidden: tuple = hp((256, 256), "hidden widths of actor and critics, ReLU [CleanRL]", low=1)
     n_critics: int = hp(2, "Q-functions; the target takes their min [paper]", low=1)
     policy_delay: int = hp(

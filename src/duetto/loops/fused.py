@@ -25,7 +25,7 @@ from duetto.data.replay import Replay, Transition, replay_add, replay_init
 from duetto.data.rollout import Rollout
 from duetto.envs.jaxenv import JaxEnv
 from duetto.loops.compiled import ONCE_OPTIONS, TRAIN_OPTIONS, Program
-from duetto.loops.offpolicy import gradient_steps
+from duetto.loops.offpolicy import maybe_gradient_steps, warmup_action
 
 
 @flax.struct.dataclass
@@ -142,24 +142,17 @@ class FusedLoop:
         algo, config = self.algo, self.config
         key, k_act, k_env, k_sample = jax.random.split(fs.key, 4)
         obs = fs.obs
-        shape = (self.n_envs, self.env.spec.action_dim)
-        random_action = jax.random.uniform(k_act, shape, minval=-1.0, maxval=1.0)
+        warmup = warmup_action(algo, config, fs.algo, obs, k_act)
         policy_action = algo.act(fs.algo, obs, k_act, False)
-        action = jnp.where(fs.env_steps < config.learning_starts, random_action, policy_action)
+        action = jnp.where(fs.env_steps < config.learning_starts, warmup, policy_action)
         fs, (reward, terminated, _, final), finished = self._env_step(
             fs.replace(key=key), action, k_env
         )
         replay = replay_add(fs.replay, Transition(obs, action, reward, final, terminated))
         ready = fs.env_steps >= max(config.learning_starts, 1)  # env steps after this one
-
-        def learn(algo_state: Any) -> tuple[Any, dict]:
-            return gradient_steps(algo, config, algo_state, replay, k_sample)
-
-        def wait(algo_state: Any) -> tuple[Any, dict]:
-            return algo_state, {k: jnp.zeros((), jnp.float32) for k in algo.METRICS}
-
-        algo_state, metrics = jax.lax.cond(ready, learn, wait, fs.algo)
-        weight = ready.astype(jnp.float32)
+        algo_state, metrics, weight = maybe_gradient_steps(
+            algo, config, fs.algo, replay, k_sample, ready, fs.env_steps // self.n_envs
+        )
         return fs.replace(algo=algo_state, replay=replay), metrics, (finished, weight)
 
     # ---- programs -------------------------------------------------------------------------

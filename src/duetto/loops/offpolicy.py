@@ -1,14 +1,15 @@
 """The off-policy host loop (see loops/host.py for what the host loops share).
 
 Each vector-env step makes one compiled call: `collect` until `learning_starts` env steps
-(store the transition in the device-resident replay, choose a uniform random action), then
-`train` (store, run `gradient_steps` updates as a `lax.scan` of sample + update, choose the next
-action with the policy). The host only moves
-observations in and actions out. Training metrics are summed on the device and read every
-`log_every` steps.
+(store the transition in the device-resident replay, choose a warm-up action: uniform, or the
+current policy's when `warmup_actions` is "policy"), then `train` (store; on every
+`env_steps_per_update`-th vector step run `gradient_steps` updates as a `lax.scan` of sample +
+update; choose the next action with the policy). The host only moves observations in and
+actions out. Training metrics are summed on the device and read every `log_every` steps.
 
 The loop knows nothing of an algorithm but its module interface (init, act, update) and the
-off-policy fields of its config (buffer_size, batch_size, learning_starts, gradient_steps).
+off-policy fields of its config (buffer_size, batch_size, learning_starts, gradient_steps,
+env_steps_per_update, warmup_actions).
 """
 
 from __future__ import annotations
@@ -88,17 +89,50 @@ def gradient_steps(
     return algo_state, jax.tree.map(jnp.mean, metrics)
 
 
-def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
-    """start, collect (store, uniform random action) and train (store, `gradient_steps`
-    updates, policy action), over the structured state; not yet compiled."""
+def maybe_gradient_steps(
+    algo: ModuleType,
+    config: Any,
+    algo_state: Any,
+    replay: Replay,
+    key: jax.Array,
+    ready: jnp.ndarray,
+    vector_steps: jnp.ndarray,
+) -> tuple[Any, dict[str, jnp.ndarray], jnp.ndarray]:
+    """`gradient_steps` when `ready` (the warm-up is over) and `vector_steps`, the vector steps
+    taken including this one, is a multiple of `env_steps_per_update`; otherwise the state
+    unchanged and zero metrics. Returns (state, metrics, 1.0 if it updated else 0.0)."""
+    every = config.env_steps_per_update
+    due = ready if every == 1 else ready & (vector_steps % every == 0)
 
-    def uniform(key: jax.Array, ls: OffPolicyState) -> jnp.ndarray:
-        return jax.random.uniform(key, ls.last_action.shape, minval=-1.0, maxval=1.0)
+    def learn(algo_state: Any) -> tuple[Any, dict]:
+        return gradient_steps(algo, config, algo_state, replay, key)
+
+    def wait(algo_state: Any) -> tuple[Any, dict]:
+        return algo_state, {k: jnp.zeros((), jnp.float32) for k in algo.METRICS}
+
+    algo_state, metrics = jax.lax.cond(due, learn, wait, algo_state)
+    return algo_state, metrics, due.astype(jnp.float32)
+
+
+def warmup_action(
+    algo: ModuleType, config: Any, algo_state: Any, obs: jnp.ndarray, key: jax.Array
+) -> jnp.ndarray:
+    """The action during the first `learning_starts` env steps: uniform in [-1, 1], or the
+    current (untrained) policy's when `warmup_actions` is "policy" (DSAC-T's code does that)."""
+    if config.warmup_actions == "policy":
+        return algo.act(algo_state, obs, key, False)
+    shape = (obs.shape[0], algo_state.spec.action_dim)
+    return jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)
+
+
+def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
+    """start, collect (store, warm-up action) and train (store, `gradient_steps` updates when
+    due, policy action), over the structured state; not yet compiled."""
 
     def start(ls: OffPolicyState, obs: jnp.ndarray) -> OffPolicyState:
         key, k_act = jax.random.split(ls.key)
         if config.learning_starts > 0:
-            action = uniform(k_act, ls)
+            action = warmup_action(algo, config, ls.algo, obs, k_act)
         else:
             action = algo.act(ls.algo, obs, k_act, False)
         return ls.replace(key=key, last_obs=obs, last_action=action)
@@ -123,7 +157,7 @@ def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
             replay=store(ls, reward, next_obs, terminated),
             key=key,
             last_obs=obs,
-            last_action=uniform(k_act, ls),
+            last_action=warmup_action(algo, config, ls.algo, obs, k_act),
             env_steps=ls.env_steps + n_envs,
         )
 
@@ -137,16 +171,20 @@ def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
     ) -> OffPolicyState:
         replay = store(ls, reward, next_obs, terminated)
         key, k_sample, k_act = jax.random.split(ls.key, 3)
-        algo_state, metrics = gradient_steps(algo, config, ls.algo, replay, k_sample)
+        env_steps = ls.env_steps + n_envs
+        ready = jnp.ones((), bool)  # the host calls `train` only after the warm-up
+        algo_state, metrics, updated = maybe_gradient_steps(
+            algo, config, ls.algo, replay, k_sample, ready, env_steps // n_envs
+        )
         return ls.replace(
             algo=algo_state,
             replay=replay,
             key=key,
             last_obs=obs,
             last_action=algo.act(algo_state, obs, k_act, False),
-            env_steps=ls.env_steps + n_envs,
+            env_steps=env_steps,
             metric_sums=jax.tree.map(lambda s, m: s + m, ls.metric_sums, metrics),
-            metric_count=ls.metric_count + 1,
+            metric_count=ls.metric_count + updated.astype(jnp.int32),
         )
 
     return Programs(start, collect, train)

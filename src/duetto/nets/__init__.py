@@ -1,6 +1,6 @@
 """Networks and heads shared by the algorithms."""
 
-from duetto.nets.critics import CriticEnsemble
+from duetto.nets.critics import CriticEnsemble, GaussianCriticEnsemble
 from duetto.nets.heads import (
     CategoricalActor,
     DeterministicActor,
@@ -20,6 +20,7 @@ __all__ = [
     "CategoricalActor",
     "CriticEnsemble",
     "DeterministicActor",
+    "GaussianCriticEnsemble",
     "GaussianActor",
     "SquashedGaussianActor",
     "categorical_entropy",

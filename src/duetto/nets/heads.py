@@ -33,10 +33,13 @@ class SquashedGaussianActor(nn.Module):
     log_std_min: float = -20.0
     log_std_max: float = 2.0
     dtype: jnp.dtype = jnp.float32
+    activation: str = "relu"
 
     @nn.compact
     def __call__(self, obs: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-        out = MLP(self.hidden, 2 * self.action_dim, dtype=self.dtype)(obs)
+        out = MLP(self.hidden, 2 * self.action_dim, dtype=self.dtype, activation=self.activation)(
+            obs
+        )
         mean, log_std = jnp.split(out, 2, axis=-1)
         return mean, jnp.clip(log_std, self.log_std_min, self.log_std_max)
 

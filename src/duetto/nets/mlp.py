@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh}
+# "gelu" is the exact (erf) GELU, PyTorch's nn.GELU default, as the DSAC-T code uses.
+ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "gelu": partial(nn.gelu, approximate=False)}
 
 
 class MLP(nn.Module):
