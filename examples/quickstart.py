@@ -1,6 +1,6 @@
 """Train SAC on Pendulum-v1, evaluate it, save it, load it and act with it.
 
-    .venv/bin/python examples/quickstart.py
+.venv/bin/python examples/quickstart.py
 """
 
 import gymnasium as gym

@@ -47,10 +47,11 @@ def test_sac_on_halfcheetah_resumes_exactly(tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-@pytest.mark.parametrize("algo", ["TD3", "PPO"])
+@pytest.mark.parametrize("algo", ["TD3", "DSACT", "PPO"])
 def test_smoke_on_hopper(algo):
     hp = {
         "TD3": dict(hidden=(32, 32), batch_size=32, learning_starts=64),
+        "DSACT": dict(hidden=(32, 32), batch_size=32, learning_starts=64),
         "PPO": dict(n_steps=32, batch_size=32),
     }[algo]
     agent = getattr(duetto, algo)("Hopper-v5", seed=0, run_dir=False, **hp)

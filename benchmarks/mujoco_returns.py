@@ -1,0 +1,104 @@
+#!/usr/bin/env python
+"""Returns on MuJoCo: SAC, TD3 and DSAC-T on HalfCheetah-v5 and Hopper-v5, several seeds.
+
+Each (algorithm, env, seed) is one `duetto train` run with the algorithm's `mujoco` preset
+(RL-Zoo's setting for SAC and TD3; the official code's for DSAC-T, at one env step per gradient
+step), evaluated every `--eval-every` steps on 10 deterministic episodes, one run after another
+(a 2-core CPU has no room for two). A run directory that already holds a checkpoint is resumed
+(exact resume), one that has finished is skipped, so the script can be stopped and started
+again. At the end, `duetto report` and `duetto plot --aggregate` summarise the runs per env.
+
+    python benchmarks/mujoco_returns.py --steps 300000 --seeds 0-2
+    python benchmarks/mujoco_returns.py --algos dsac-t --envs HalfCheetah-v5 --steps 100000 --seeds 0
+
+Results: benchmarks/results/mujoco/<algo>-<env>-s<seed>/ (run directories, not committed:
+checkpoints hold the replay), and the summaries benchmarks/results/mujoco_<env>.{md,png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DUETTO = [sys.executable, "-m", "duetto"]
+
+
+def seeds_of(text: str) -> list[int]:
+    if "-" in text:
+        lo, hi = text.split("-")
+        return list(range(int(lo), int(hi) + 1))
+    return [int(s) for s in text.split(",")]
+
+
+def steps_done(run: Path) -> int:
+    """The env steps of the latest checkpoint of a run directory (0 if none)."""
+    ckpts = sorted((run / "checkpoints").glob("step-*.ckpt")) if run.exists() else []
+    return max((int(c.stem.split("-")[1]) for c in ckpts), default=0)
+
+
+def train(algo: str, env: str, seed: int, steps: int, eval_every: int, out: Path) -> None:
+    run = out / f"{algo}-{env}-s{seed}"
+    done = steps_done(run)
+    if (run / "eval.json").exists() and done >= steps:
+        print(f"{run.name}: finished ({done} steps)", flush=True)
+        return
+    common = ["--eval-every", str(eval_every), "--checkpoint-every", str(eval_every)]
+    if done:
+        cmd = [*DUETTO, "train", "--resume", str(run), "--steps", str(steps - done), *common]
+    else:
+        cmd = [*DUETTO, "train", algo, "--env", env, "--preset", "mujoco", "--seed", str(seed)]
+        cmd += ["--steps", str(steps), "--out", str(run), *common]
+    t0 = time.perf_counter()
+    print(" ".join(cmd[2:]), flush=True)
+    subprocess.run(cmd, check=True)
+    print(f"{run.name}: {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def summarise(env: str, out: Path) -> None:
+    runs = sorted(str(p) for p in out.glob(f"*-{env}-s*") if (p / "eval.json").exists())
+    if not runs:
+        return
+    stem = RESULTS / f"mujoco_{env}"
+    subprocess.run([*DUETTO, "plot", *runs, "--aggregate", "--out", f"{stem}.png"], check=True)
+    report = out / f"report-{env}"
+    subprocess.run([*DUETTO, "report", *runs, "--out", str(report)], check=True)
+    finals = {}
+    for run in runs:
+        final = json.loads((Path(run) / "eval.json").read_text())
+        algo = json.loads((Path(run) / "config.json").read_text())["algo"]
+        finals.setdefault(algo, []).append(round(final["return_mean"], 1))
+    lines = [f"# {env}: final evaluation return per seed (10 episodes each)", ""]
+    lines += [f"- {algo}: {vals}" for algo, vals in sorted(finals.items())]
+    table = report / "report.md"
+    if table.exists():
+        lines += ["", table.read_text()]
+    Path(f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--algos", default="sac,td3,dsac-t")
+    p.add_argument("--envs", default="HalfCheetah-v5,Hopper-v5")
+    p.add_argument("--seeds", default="0-2")
+    p.add_argument("--steps", type=int, default=300_000)
+    p.add_argument("--eval-every", type=int, default=10_000)
+    p.add_argument("--out", type=Path, default=RESULTS / "mujoco")
+    args = p.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    envs = args.envs.split(",")
+    for seed in seeds_of(args.seeds):  # seed-major: every algorithm gets its first seed first
+        for env in envs:
+            for algo in args.algos.split(","):
+                train(algo, env, seed, args.steps, args.eval_every, args.out)
+    for env in envs:
+        summarise(env, args.out)
+
+
+if __name__ == "__main__":
+    main()
