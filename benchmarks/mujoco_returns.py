@@ -9,7 +9,7 @@ step), evaluated every `--eval-every` steps on 10 deterministic episodes, one ru
 again. At the end, `duetto report` and `duetto plot --aggregate` summarise the runs per env.
 
     python benchmarks/mujoco_returns.py --steps 300000 --seeds 0-2
-    python benchmarks/mujoco_returns.py --algos dsac-t --envs HalfCheetah-v5 --steps 100000 --seeds 0
+    python benchmarks/mujoco_returns.py --algos dsac-t --envs Hopper-v5 --steps 100000 --seeds 0
 
 Results: benchmarks/results/mujoco/<algo>-<env>-s<seed>/ (run directories, not committed:
 checkpoints hold the replay), and the summaries benchmarks/results/mujoco_<env>.{md,png}.
