@@ -127,7 +127,11 @@ class DSACTConfig:
         "ablation; the ±ξ·ω_i clip stays)",
     )
     reward_scale: float = hp(
-        1.0, "rewards are multiplied by this before learning [code: reward_scale]", sweep=True
+        1.0,
+        "rewards are multiplied by this before learning [code: reward_scale]",
+        low=0,
+        low_open=True,
+        sweep=True,
     )
 
 
