@@ -106,6 +106,7 @@ class HostLoop:
         self.packing = Packing(self._without_big(state))
         self.programs = compile_packed(programs, self.packing, self.big, self.compile_options)
         self._unpack = jax.jit(self._unpack_carry)
+        self._unpack_small = jax.jit(self.packing.unpack)  # the state without `big`
         self._pack = jax.jit(self.packing.pack)
         self.state = state
         self.episodes = EpisodeTracker(self.n_envs)
@@ -169,7 +170,7 @@ class HostLoop:
 
     def read_metrics(self) -> dict[str, float]:
         """Mean of each update metric since the last read (empty before learning starts)."""
-        state = self.state
+        state = self._unpack_small(self.carry[1])  # not the replay
         sums, count = jax.device_get((state.metric_sums, state.metric_count))
         count = int(count)
         calls = count - self._last_count
