@@ -233,6 +233,23 @@ def test_dsac_t_learns_pendulum_by_10k_on_4_of_5_seeds():
     assert (final >= -250).sum() >= 4, final
 
 
+def test_dsac_t_resumes_exactly(tmp_path):
+    """300 steps straight equal 150, save, load, 150 more: ω, the delayed-step metrics and the
+    update phase (every 2 env steps, delay 2) included."""
+    kw = dict(hidden=(8, 8), batch_size=16, learning_starts=50, env_steps_per_update=2)
+    straight = duetto.DSACT("Pendulum-v1", seed=0, run_dir=False, **kw)
+    straight.learn(300, eval_every=10_000)
+    first = duetto.DSACT("Pendulum-v1", seed=0, run_dir=False, **kw)
+    first.learn(150, eval_every=10_000)
+    first.save(tmp_path / "half.ckpt")
+    resumed = duetto.load(tmp_path / "half.ckpt")
+    resumed.learn(150, eval_every=10_000)
+    a, b = jax.tree.leaves(straight.loop.state), jax.tree.leaves(resumed.loop.state)
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
 @pytest.mark.slow
 def test_dsac_t_with_the_official_schedule_matches_the_official_pendulum_run():
     """Spec control.md §2(e): the official code's Pendulum run (3×256 GELU, 20 env steps per
