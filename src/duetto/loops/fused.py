@@ -53,7 +53,7 @@ class FusedLoop:
         if self.on_policy:
             algo.check(config, n_envs)
         self._train = Program(
-            jax.jit(jax.vmap(self._train_one, in_axes=(0, None)), donate_argnums=0),
+            jax.jit(jax.vmap(self._train_one, in_axes=(0, None, None)), donate_argnums=0),
             TRAIN_OPTIONS,
         )
         self._evaluate = Program(
@@ -120,7 +120,9 @@ class FusedLoop:
         )
         return fs, (reward, terminated, done, final), finished
 
-    def _on_policy_iteration(self, fs: FusedState) -> tuple[FusedState, dict, tuple]:
+    def _on_policy_iteration(
+        self, fs: FusedState, steps_before: jnp.ndarray
+    ) -> tuple[FusedState, dict, tuple]:
         algo = self.algo
 
         def step(fs: FusedState, _: None) -> tuple[FusedState, tuple]:
@@ -138,34 +140,46 @@ class FusedLoop:
         ones = jnp.ones((), jnp.float32)
         return fs.replace(algo=algo_state), metrics, (jax.tree.map(jnp.sum, finished), ones)
 
-    def _off_policy_iteration(self, fs: FusedState) -> tuple[FusedState, dict, tuple]:
+    def _off_policy_iteration(
+        self, fs: FusedState, steps_before: jnp.ndarray
+    ) -> tuple[FusedState, dict, tuple]:
+        """One env step and, when due, `gradient_steps` updates. `steps_before` is the env
+        steps before this iteration, the same for every run and not batched: the conditions
+        made from it stay real branches under vmap (a batched predicate would make `lax.cond`
+        compute the updates on every iteration and discard them)."""
         algo, config = self.algo, self.config
         key, k_act, k_env, k_sample = jax.random.split(fs.key, 4)
         obs = fs.obs
         warmup = warmup_action(algo, config, fs.algo, obs, k_act)
         policy_action = algo.act(fs.algo, obs, k_act, False)
-        action = jnp.where(fs.env_steps < config.learning_starts, warmup, policy_action)
+        action = jnp.where(steps_before < config.learning_starts, warmup, policy_action)
         fs, (reward, terminated, _, final), finished = self._env_step(
             fs.replace(key=key), action, k_env
         )
         replay = replay_add(fs.replay, Transition(obs, action, reward, final, terminated))
-        ready = fs.env_steps >= max(config.learning_starts, 1)  # env steps after this one
+        steps_after = steps_before + self.n_envs
+        ready = steps_after >= max(config.learning_starts, 1)
         algo_state, metrics, weight = maybe_gradient_steps(
-            algo, config, fs.algo, replay, k_sample, ready, fs.env_steps // self.n_envs
+            algo, config, fs.algo, replay, k_sample, ready, steps_after // self.n_envs
         )
         return fs.replace(algo=algo_state, replay=replay), metrics, (finished, weight)
 
     # ---- programs -------------------------------------------------------------------------
 
-    def _train_one(self, fs: FusedState, iterations: jnp.ndarray) -> tuple[FusedState, dict]:
-        """`iterations` iterations; returns the state and the chunk's summary: the mean of each
-        update metric, and the sum and count of the training episodes that ended."""
+    def _train_one(
+        self, fs: FusedState, iterations: jnp.ndarray, start_steps: jnp.ndarray
+    ) -> tuple[FusedState, dict]:
+        """`iterations` iterations from env step `start_steps` (every run's, not batched);
+        returns the state and the chunk's summary: the mean of each update metric, and the sum
+        and count of the training episodes that ended."""
         iterate = self._on_policy_iteration if self.on_policy else self._off_policy_iteration
         zeros = {k: jnp.zeros((), jnp.float32) for k in self.algo.METRICS}
 
-        def body(_: jnp.ndarray, carry: tuple) -> tuple:
+        def body(i: jnp.ndarray, carry: tuple) -> tuple:
             fs, sums, weight, ep_sum, ep_count = carry
-            fs, metrics, ((f_sum, f_count), w) = iterate(fs)
+            fs, metrics, ((f_sum, f_count), w) = iterate(
+                fs, start_steps + i * self.steps_per_iteration
+            )
             sums = jax.tree.map(lambda s, m: s + w * m, sums, metrics)
             return fs, sums, weight + w, ep_sum + f_sum, ep_count + f_count
 
@@ -211,7 +225,9 @@ class FusedLoop:
         return {"returns": returns, "lengths": lengths}
 
     def train(self, state: FusedState, iterations: int) -> tuple[FusedState, dict]:
-        return self._train(state, jnp.asarray(iterations, jnp.int32))
+        """`iterations` iterations of every run (runs step in lockstep: one env-step count)."""
+        start = jnp.asarray(state.env_steps[0], jnp.int32)  # before `state` is donated
+        return self._train(state, jnp.asarray(iterations, jnp.int32), start)
 
     def evaluate(self, state: FusedState, episodes: int) -> dict:
         return self._evaluate(state, episodes)
