@@ -254,7 +254,7 @@ def test_dsac_t_resumes_exactly(tmp_path):
 def test_dsac_t_with_the_official_schedule_matches_the_official_pendulum_run():
     """Spec control.md §2(e): the official code's Pendulum run (3×256 GELU, 20 env steps per
     gradient step) crosses −150 at about 152k samples; ≥ −200 by 200k on 4 of 5 seeds.
-    About 10 minutes on 2 cores."""
+    22 minutes here, on 2 cores shared with another run."""
     agent = duetto.DSACT("gymnax:Pendulum-v1", seeds=range(5), preset="paper", run_dir=False)
     agent.learn(200_000, eval_every=50_000)
     final = np.asarray(agent.last_eval["seed_returns"])
