@@ -25,6 +25,9 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# (random, expert) returns that normalise the scores in `duetto report`: D4RL's reference scores
+# (REF_MIN_SCORE / REF_MAX_SCORE of its MuJoCo locomotion datasets).
+REFERENCES = {"HalfCheetah-v5": (-280.18, 12135.0), "Hopper-v5": (-20.27, 3234.3)}
 DUETTO = [sys.executable, "-m", "duetto"]
 
 
@@ -66,7 +69,9 @@ def summarise(env: str, out: Path) -> None:
     stem = RESULTS / f"mujoco_{env}"
     subprocess.run([*DUETTO, "plot", *runs, "--aggregate", "--out", f"{stem}.png"], check=True)
     report = out / f"report-{env}"
-    subprocess.run([*DUETTO, "report", *runs, "--out", str(report)], check=True)
+    low, high = REFERENCES[env]
+    ref = ["--ref", f"{env}={low},{high}"]
+    subprocess.run([*DUETTO, "report", *runs, *ref, "--out", str(report)], check=True)
     finals = {}
     for run in runs:
         final = json.loads((Path(run) / "eval.json").read_text())

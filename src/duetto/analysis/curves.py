@@ -129,7 +129,8 @@ def plot_seed_band(run_dirs: list[Path], out: Path, x: str = "step") -> Path:
         band = aggregate(curves)
         xs = band["x"] if x == "step" else aggregate(walls, resamples=1)["mean"]
         config = read_json(runs[0] / "config.json")
-        name = config["algo"] + "".join(f" {k}={config['config'][k]:g}" for k in varying)
+        own = config["config"]  # algorithms differ in their settings: label with this one's
+        name = config["algo"] + "".join(f" {k}={own[k]:g}" for k in varying if k in own)
         (line,) = ax.plot(xs, band["mean"], label=f"{name} (mean of {int(band['n'])} seeds)")
         ax.fill_between(xs, band["low"], band["high"], color=line.get_color(), alpha=0.25)
         envs.add(env)
@@ -138,11 +139,16 @@ def plot_seed_band(run_dirs: list[Path], out: Path, x: str = "step") -> Path:
 
 
 def _varying_settings(groups: dict[tuple[str, str], list[Path]]) -> list[str]:
-    """The numeric hyperparameters whose values differ between groups (for the legend)."""
-    configs = [read_json(runs[0] / "config.json")["config"] for runs in groups.values()]
-    keys = set().union(*configs) if configs else set()
-    return sorted(
-        k
-        for k in keys
-        if isinstance(configs[0].get(k), int | float) and len({repr(c.get(k)) for c in configs}) > 1
-    )
+    """The numeric hyperparameters whose values differ between groups of the same algorithm
+    (for the legend; different algorithms are told apart by their names)."""
+    by_algo: dict[str, list[dict]] = {}
+    for runs in groups.values():
+        config = read_json(runs[0] / "config.json")
+        by_algo.setdefault(config["algo"], []).append(config["config"])
+    varying = set()
+    for configs in by_algo.values():
+        for k in set().union(*configs):
+            numeric = isinstance(configs[0].get(k), int | float)
+            if numeric and len({repr(c.get(k)) for c in configs}) > 1:
+                varying.add(k)
+    return sorted(varying)
