@@ -6,12 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from update_setup import setup_update
 
 import duetto
 from duetto.algorithms import dsac_t, sac
 from duetto.config import build_config
-from duetto.data.replay import Transition
-from duetto.envs.spec import EnvSpec
 from duetto.loops.offpolicy import warmup_action
 from duetto.nets import sample_squashed
 from duetto.nets.targets import polyak
@@ -105,20 +104,7 @@ _update = jax.jit(dsac_t.update)  # one compilation instead of op-by-op dispatch
 
 
 def _setup(**overrides):
-    spec = EnvSpec(obs_dim=3, action_dim=2)
-    cfg = build_config(
-        dsac_t.CONFIG, dsac_t.NAME, {}, {"hidden": (16, 16), "batch_size": 8, **overrides}
-    )
-    state = dsac_t.init(jax.random.PRNGKey(0), spec, cfg)
-    k = jax.random.split(jax.random.PRNGKey(1), 4)
-    batch = Transition(
-        obs=jax.random.normal(k[0], (8, 3)),
-        action=jax.random.uniform(k[1], (8, 2), minval=-1, maxval=1),
-        reward=jax.random.normal(k[2], (8,)),
-        next_obs=jax.random.normal(k[3], (8, 3)),
-        terminated=jnp.array([0, 0, 1, 0, 0, 0, 1, 0], jnp.float32),
-    )
-    return cfg, spec, state, batch
+    return setup_update(dsac_t, batch_size=8, **overrides)
 
 
 def _equal(a, b) -> bool:

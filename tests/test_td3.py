@@ -4,12 +4,10 @@ targets, DDPG as TD3's functions with one critic; learning Pendulum."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+from update_setup import setup_update
 
 import duetto
 from duetto.algorithms import ddpg, td3
-from duetto.config import build_config
-from duetto.data.replay import Transition
-from duetto.envs.spec import EnvSpec
 from duetto.nets.targets import polyak
 
 
@@ -22,23 +20,8 @@ def test_smoothed_target_action_clips_noise_then_action():
     )
 
 
-def _setup(module, **overrides):
-    spec = EnvSpec(obs_dim=3, action_dim=2)
-    cfg = build_config(module.CONFIG, module.NAME, {}, {"hidden": (16, 16), **overrides})
-    state = module.init(jax.random.PRNGKey(0), spec, cfg)
-    k = jax.random.split(jax.random.PRNGKey(1), 4)
-    batch = Transition(
-        obs=jax.random.normal(k[0], (8, 3)),
-        action=jax.random.uniform(k[1], (8, 2), minval=-1, maxval=1),
-        reward=jax.random.normal(k[2], (8,)),
-        next_obs=jax.random.normal(k[3], (8, 3)),
-        terminated=jnp.array([0, 0, 1, 0, 0, 0, 1, 0], jnp.float32),
-    )
-    return cfg, spec, state, batch
-
-
 def test_critic_loss_matches_hand_computation_without_smoothing():
-    cfg, spec, state, batch = _setup(td3, target_noise=0.0, gamma=0.9)
+    cfg, spec, state, batch = setup_update(td3, target_noise=0.0, gamma=0.9)
     actor, critic = td3._networks(cfg, spec)
     next_a = actor.apply(state.target_actor_params, batch.next_obs)
     next_q = np.asarray(critic.apply(state.target_critic_params, batch.next_obs, next_a))
@@ -50,7 +33,7 @@ def test_critic_loss_matches_hand_computation_without_smoothing():
 
 
 def test_actor_and_targets_move_every_policy_delay_steps():
-    cfg, _, s0, batch = _setup(td3, policy_delay=2, tau=0.1)
+    cfg, _, s0, batch = setup_update(td3, policy_delay=2, tau=0.1)
     s1, _ = td3.update(s0, batch)
     same = jax.tree.map(lambda a, b: bool(jnp.all(a == b)), s0.actor_params, s1.actor_params)
     assert all(jax.tree.leaves(same))
@@ -73,7 +56,7 @@ def test_actor_and_targets_move_every_policy_delay_steps():
 
 
 def test_ddpg_is_td3_with_one_critic_and_no_smoothing():
-    cfg, _, state, batch = _setup(ddpg)
+    cfg, _, state, batch = setup_update(ddpg)
     assert (cfg.n_critics, cfg.target_noise) == (1, 0.0)
     assert ddpg.update is td3.update and ddpg.init is td3.init
     leaves = jax.tree.leaves(state.critic_params)
@@ -83,7 +66,7 @@ def test_ddpg_is_td3_with_one_critic_and_no_smoothing():
 
 
 def test_exploration_noise_and_bounds():
-    cfg, _, state, batch = _setup(td3, exploration_noise=0.1)
+    cfg, _, state, batch = setup_update(td3, exploration_noise=0.1)
     mean = td3.act(state, batch.obs, None, True)
     noisy = td3.act(state, batch.obs, jax.random.PRNGKey(5), False)
     assert np.all(np.abs(np.asarray(noisy)) <= 1.0)

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from duetto.algorithms.sac import actor_loss, soft_target, temperature_loss
+from duetto.algorithms.sac import PolicyParts, policy_and_temperature_step, soft_target
 from duetto.config import hp, hparams_of
 from duetto.data.replay import Transition
 from duetto.envs.spec import EnvSpec
@@ -344,35 +344,24 @@ def update(state: DSACTState, batch: Transition) -> tuple[DSACTState, dict[str, 
 
     def policy_and_targets(state: DSACTState) -> DSACTState:
         # The actor's gradient uses the critics before this call's step, as the code does.
-        def actor_objective(params: Any) -> tuple[jnp.ndarray, jnp.ndarray]:
-            mean, log_std = actor.apply(params, batch.obs)
-            action, log_prob = sample_squashed(k_pi, mean, log_std)
-            q_pi, _ = critic.apply(state.critic_params, batch.obs, action)
-            return actor_loss(log_prob, q_pi, alpha), log_prob
-
-        (loss_pi, log_prob), grads = jax.value_and_grad(actor_objective, has_aux=True)(
-            state.actor_params
+        policy = policy_and_temperature_step(
+            actor,
+            lambda obs, action: critic.apply(state.critic_params, obs, action)[0],
+            PolicyParts(state.actor_params, state.actor_opt, state.log_alpha, state.alpha_opt),
+            (optax.adam(h["actor_learning_rate"]), optax.adam(h["alpha_learning_rate"])),
+            k_pi,
+            batch.obs,
+            -cfg.target_entropy_scale * state.spec.action_dim,
         )
-        step, actor_opt = optax.adam(h["actor_learning_rate"]).update(grads, state.actor_opt)
-        actor_params = optax.apply_updates(state.actor_params, step)
-
-        target_entropy = -cfg.target_entropy_scale * state.spec.action_dim
-        loss_alpha, grad = jax.value_and_grad(temperature_loss)(
-            state.log_alpha, jax.lax.stop_gradient(log_prob), target_entropy
-        )
-        step, alpha_opt = optax.adam(h["alpha_learning_rate"]).update(grad, state.alpha_opt)
+        actor_params = policy.parts.actor_params
         return state.replace(
             actor_params=actor_params,
-            actor_opt=actor_opt,
-            log_alpha=optax.apply_updates(state.log_alpha, step),
-            alpha_opt=alpha_opt,
+            actor_opt=policy.parts.actor_opt,
+            log_alpha=policy.parts.log_alpha,
+            alpha_opt=policy.parts.alpha_opt,
             target_actor_params=polyak(actor_params, state.target_actor_params, h["tau"]),
             target_critic_params=polyak(critic_params, state.target_critic_params, h["tau"]),
-            last={
-                "actor_loss": loss_pi,
-                "temperature_loss": loss_alpha,
-                "entropy": -log_prob.mean(),
-            },
+            last=policy.metrics,
         )
 
     def critics_only(state: DSACTState) -> DSACTState:

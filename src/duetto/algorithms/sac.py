@@ -11,8 +11,9 @@ step, Polyak step, in the order of the paper's Algorithm 1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax
 import jax
@@ -192,6 +193,54 @@ def temperature_loss(
     return -log_alpha * jnp.mean(log_prob + target_entropy)
 
 
+class PolicyParts(NamedTuple):
+    """What a policy-and-temperature step changes: actor and log α, with their optimiser states."""
+
+    actor_params: Any
+    actor_opt: Any
+    log_alpha: jnp.ndarray
+    alpha_opt: Any
+
+
+class PolicyStep(NamedTuple):
+    parts: PolicyParts
+    metrics: dict[str, jnp.ndarray]  # actor_loss, temperature_loss, entropy
+
+
+def policy_and_temperature_step(
+    actor: SquashedGaussianActor,
+    q_of: Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray],
+    parts: PolicyParts,
+    txs: tuple[optax.GradientTransformation, optax.GradientTransformation],
+    key: jax.Array,
+    obs: jnp.ndarray,
+    target_entropy: float,
+) -> PolicyStep:
+    """One actor step on `actor_loss` against the critics' `q_of(obs, ã)` [N, B] (reparametrised
+    ã ~ π(·|s)), then one temperature step on the same samples' log π, with the α of before both
+    steps; `txs` = (actor, temperature) optimisers. SAC and DSAC-T share it."""
+    alpha = jnp.exp(parts.log_alpha)
+
+    def actor_objective(params: Any) -> tuple[jnp.ndarray, jnp.ndarray]:
+        mean, log_std = actor.apply(params, obs)
+        action, log_prob = sample_squashed(key, mean, log_std)
+        return actor_loss(log_prob, q_of(obs, action), alpha), log_prob
+
+    (loss_pi, log_prob), grads = jax.value_and_grad(actor_objective, has_aux=True)(
+        parts.actor_params
+    )
+    step, actor_opt = txs[0].update(grads, parts.actor_opt)
+    actor_params = optax.apply_updates(parts.actor_params, step)
+
+    loss_alpha, grad = jax.value_and_grad(temperature_loss)(
+        parts.log_alpha, jax.lax.stop_gradient(log_prob), target_entropy
+    )
+    step, alpha_opt = txs[1].update(grad, parts.alpha_opt)
+    log_alpha = optax.apply_updates(parts.log_alpha, step)
+    metrics = {"actor_loss": loss_pi, "temperature_loss": loss_alpha, "entropy": -log_prob.mean()}
+    return PolicyStep(PolicyParts(actor_params, actor_opt, log_alpha, alpha_opt), metrics)
+
+
 def update(state: SACState, batch: Transition) -> tuple[SACState, dict[str, jnp.ndarray]]:
     """One gradient step on critics, actor and temperature, then Polyak: batch [B, ...]."""
     cfg, h = state.config, state.hparams
@@ -215,41 +264,32 @@ def update(state: SACState, batch: Transition) -> tuple[SACState, dict[str, jnp.
     step, critic_opt = tx.update(grads, state.critic_opt)
     critic_params = optax.apply_updates(state.critic_params, step)
 
-    def actor_objective(params: Any) -> tuple[jnp.ndarray, jnp.ndarray]:
-        mean, log_std = actor.apply(params, batch.obs)
-        action, log_prob = sample_squashed(k_pi, mean, log_std)
-        return actor_loss(log_prob, critic.apply(critic_params, batch.obs, action), alpha), log_prob
-
-    (loss_pi, log_prob), grads = jax.value_and_grad(actor_objective, has_aux=True)(
-        state.actor_params
-    )
-    step, actor_opt = tx.update(grads, state.actor_opt)
-    actor_params = optax.apply_updates(state.actor_params, step)
-
     target_entropy = -cfg.target_entropy_scale * state.spec.action_dim
-    loss_alpha, grad = jax.value_and_grad(temperature_loss)(
-        state.log_alpha, jax.lax.stop_gradient(log_prob), target_entropy
+    policy = policy_and_temperature_step(
+        actor,
+        lambda obs, action: critic.apply(critic_params, obs, action),
+        PolicyParts(state.actor_params, state.actor_opt, state.log_alpha, state.alpha_opt),
+        (tx, tx),
+        k_pi,
+        batch.obs,
+        target_entropy,
     )
-    step, alpha_opt = tx.update(grad, state.alpha_opt)
-    log_alpha = optax.apply_updates(state.log_alpha, step)
 
     new_state = state.replace(
-        actor_params=actor_params,
+        actor_params=policy.parts.actor_params,
         critic_params=critic_params,
         target_params=polyak(critic_params, state.target_params, h["tau"]),
-        log_alpha=log_alpha,
-        actor_opt=actor_opt,
+        log_alpha=policy.parts.log_alpha,
+        actor_opt=policy.parts.actor_opt,
         critic_opt=critic_opt,
-        alpha_opt=alpha_opt,
+        alpha_opt=policy.parts.alpha_opt,
         key=key,
         updates=state.updates + 1,
     )
     metrics = {
         "critic_loss": loss_q,
-        "actor_loss": loss_pi,
-        "temperature_loss": loss_alpha,
         "alpha": alpha,
-        "entropy": -log_prob.mean(),
         "q_mean": q.mean(),
+        **policy.metrics,
     }
     return new_state, metrics

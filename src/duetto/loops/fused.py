@@ -150,9 +150,11 @@ class FusedLoop:
         algo, config = self.algo, self.config
         key, k_act, k_env, k_sample = jax.random.split(fs.key, 4)
         obs = fs.obs
-        warmup = warmup_action(algo, config, fs.algo, obs, k_act)
-        policy_action = algo.act(fs.algo, obs, k_act, False)
-        action = jnp.where(steps_before < config.learning_starts, warmup, policy_action)
+        action = jax.lax.cond(
+            steps_before < config.learning_starts,
+            lambda: warmup_action(algo, config, fs.algo, obs, k_act),
+            lambda: algo.act(fs.algo, obs, k_act, False),
+        )
         fs, (reward, terminated, _, final), finished = self._env_step(
             fs.replace(key=key), action, k_env
         )
