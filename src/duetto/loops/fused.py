@@ -52,10 +52,7 @@ class FusedLoop:
         self.steps_per_iteration = n_envs * (config.n_steps if self.on_policy else 1)
         if self.on_policy:
             algo.check(config, n_envs)
-        self._train = Program(
-            jax.jit(jax.vmap(self._train_one, in_axes=(0, None, None)), donate_argnums=0),
-            TRAIN_OPTIONS,
-        )
+        self._train = Program(jax.jit(self._train_all, donate_argnums=0), TRAIN_OPTIONS)
         self._evaluate = Program(
             jax.jit(jax.vmap(self._evaluate_one, in_axes=(0, None)), static_argnums=1),
             ONCE_OPTIONS,
@@ -168,24 +165,40 @@ class FusedLoop:
 
     # ---- programs -------------------------------------------------------------------------
 
-    def _train_one(
+    def _train_all(
         self, fs: FusedState, iterations: jnp.ndarray, start_steps: jnp.ndarray
     ) -> tuple[FusedState, dict]:
-        """`iterations` iterations from env step `start_steps` (every run's, not batched);
-        returns the state and the chunk's summary: the mean of each update metric, and the sum
-        and count of the training episodes that ended."""
+        """`iterations` iterations of every run from env step `start_steps` (every run's, not
+        batched); returns the state and each run's chunk summary: the mean of each update
+        metric, and the sum and count of the training episodes that ended.
+
+        Each iteration is vmapped over the runs with the algorithm's update counter
+        (`updates`) passed unbatched: the runs update in lockstep, so the counter is the same
+        for all, and conditions made from it (TD3's and DSAC-T's delayed actor steps) stay real
+        branches instead of computing both sides for every run."""
         iterate = self._on_policy_iteration if self.on_policy else self._off_policy_iteration
-        zeros = {k: jnp.zeros((), jnp.float32) for k in self.algo.METRICS}
+        n_runs = fs.env_steps.shape[0]
+        axes = jax.tree.map(lambda _: 0, fs)
+        counted = hasattr(fs.algo, "updates")
+        if counted:
+            axes = axes.replace(algo=axes.algo.replace(updates=None))
+        step_all = jax.vmap(iterate, in_axes=(axes, None), out_axes=(axes, 0, 0))
 
         def body(i: jnp.ndarray, carry: tuple) -> tuple:
             fs, sums, weight, ep_sum, ep_count = carry
-            fs, metrics, ((f_sum, f_count), w) = iterate(
+            if counted:
+                fs = fs.replace(algo=fs.algo.replace(updates=fs.algo.updates[0]))
+            fs, metrics, ((f_sum, f_count), w) = step_all(
                 fs, start_steps + i * self.steps_per_iteration
             )
+            if counted:
+                updates = jnp.broadcast_to(fs.algo.updates, (n_runs,))
+                fs = fs.replace(algo=fs.algo.replace(updates=updates))
             sums = jax.tree.map(lambda s, m: s + w * m, sums, metrics)
             return fs, sums, weight + w, ep_sum + f_sum, ep_count + f_count
 
-        zero = jnp.zeros((), jnp.float32)
+        zero = jnp.zeros((n_runs,), jnp.float32)
+        zeros = {k: zero for k in self.algo.METRICS}
         fs, sums, weight, ep_sum, ep_count = jax.lax.fori_loop(
             0, iterations, body, (fs, zeros, zero, zero, zero)
         )
