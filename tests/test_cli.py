@@ -147,3 +147,40 @@ def test_bad_input_gets_one_clear_line_and_nonzero_exit(args, message):
     assert len(lines) == 1, r.stderr
     assert message in lines[0]
     assert "Traceback" not in r.stderr
+
+
+def test_host_seeds_one_after_another_and_in_parallel_workers_agree(tmp_path):
+    common = ["train", "sac", "--env", "Pendulum-v1", "--steps", "300", "--eval-every", "150"]
+    common += ["--eval-episodes", "2", "--seeds", "0-2", *SMALL]
+    r = duetto(*common, "--out", tmp_path / "serial")
+    assert r.returncode == 0, r.stderr
+    r = duetto(*common, "--workers", "2", "--out", tmp_path / "workers")
+    assert r.returncode == 0, r.stderr
+    assert "seed 2: started" in r.stdout
+    serial = json.loads((tmp_path / "serial" / "eval.json").read_text())
+    workers = json.loads((tmp_path / "workers" / "eval.json").read_text())
+    assert workers["seeds"] == [0, 1, 2]
+    # each run depends on its seed alone, not on the process or the cores it ran on
+    assert workers["seed_returns"] == serial["seed_returns"]
+    assert len(set(serial["seed_returns"])) == 3
+    for s in (0, 1, 2):
+        assert (tmp_path / "workers" / f"seed-{s}" / "checkpoints").is_dir()
+    config = json.loads((tmp_path / "workers" / "config.json").read_text())
+    assert config["seeds"] == [0, 1, 2] and config["loop"] == "host"
+    assert (tmp_path / "workers" / "curve.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--seeds", "0-1", "--workers", "0"], "--workers must be at least 1"),
+        (["--workers", "2"], "--workers trains the seeds of --seeds"),
+        (["--seeds", "0-1", "--workers", "2", "--gamma", "2"], "'gamma' is 2.0"),
+    ],
+)
+def test_workers_bad_input_stops_before_anything_is_written(tmp_path, extra, message):
+    out = tmp_path / "never"
+    r = duetto("train", "sac", "--env", "Pendulum-v1", "--out", out, *extra)
+    assert r.returncode != 0
+    assert message in r.stderr.strip().splitlines()[-1]
+    assert not out.exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -54,6 +55,13 @@ def _train_parser(algo_name: str | None) -> tuple[_Parser, list[str]]:
         type=parse_seeds,
         help="several seeds, e.g. 0-7 or 0,3,5: one vmapped program on a gymnax env, one run "
         "after another on a Gymnasium env; a run directory per seed and an aggregate",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="with --seeds on a Gymnasium env: train this many seeds at a time, each in its own "
+        "process pinned to its share of the CPU cores (default 1: one after another)",
     )
     p.add_argument(
         "--sweep",
@@ -218,6 +226,14 @@ def cmd_train(argv: list[str]) -> int:
                 "--sweep trains several values in one compiled program, which needs a "
                 f"JAX-native env such as gymnax:{args.env}."
             )
+        if args.workers != 1:
+            if args.workers < 1:
+                raise DuettoError(f"--workers must be at least 1, got {args.workers}.")
+            if args.seeds is None or is_jax_env(args.env):
+                raise DuettoError(
+                    "--workers trains the seeds of --seeds on a Gymnasium env in parallel "
+                    "processes; a gymnax env trains all its seeds in one program already."
+                )
         if args.seeds is not None and not is_jax_env(args.env):
             return _train_host_seeds(cls, args, hps, progress)
         agent = cls(
@@ -284,7 +300,8 @@ def _report(agent: Any) -> None:
 
 
 def _train_host_seeds(cls: Any, args: argparse.Namespace, hps: dict, progress: bool) -> int:
-    """One host-loop run per seed, one after another, in <out>/seed-<s>, and the aggregate."""
+    """One host-loop run per seed in <out>/seed-<s>, and the aggregate: one after another in
+    this process, or `--workers` at a time in child processes with their own cores."""
     import time
 
     from duetto.analysis.curves import plot_seed_band
@@ -295,32 +312,44 @@ def _train_host_seeds(cls: Any, args: argparse.Namespace, hps: dict, progress: b
         Path(args.out) if args.out else default_run_dir(algo.NAME, args.env, seed_tag(args.seeds))
     )
     check_new_run_dir(parent)
-    agents = []
-    for seed in args.seeds:
-        agent = cls(
+
+    def make(seed: int, run_dir: Path | bool) -> Any:
+        return cls(
             args.env,
             seed=seed,
             preset=args.preset,
             n_envs=args.n_envs,
-            run_dir=parent / f"seed-{seed}",
+            run_dir=run_dir,
             vectorization=args.vectorization,
             **hps,
         )
-        if len(agents) == 0:
-            write_json(
-                parent / "config.json",
-                {
-                    **agent._identity(),
-                    "seed": None,
-                    "seeds": args.seeds,
-                    "loop": "host",
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                },
-            )
-        _learn(agent, args, progress)
-        _report(agent)
-        agents.append(agent)
-    seed_returns = [a._last_eval["return_mean"] for a in agents]
+
+    def write_config(agent: Any) -> None:
+        write_json(
+            parent / "config.json",
+            {
+                **agent._identity(),
+                "seed": None,
+                "seeds": args.seeds,
+                "loop": "host",
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+        )
+
+    if args.workers > 1:
+        # Built once here so that bad input stops before any process starts or anything is
+        # written; the runs themselves are trained by the workers.
+        write_config(make(args.seeds[0], False))
+        seed_returns = _train_in_workers(algo.NAME, args, hps, parent)
+    else:
+        seed_returns = []
+        for seed in args.seeds:
+            agent = make(seed, parent / f"seed-{seed}")
+            if not seed_returns:
+                write_config(agent)
+            _learn(agent, args, progress)
+            _report(agent)
+            seed_returns.append(agent._last_eval["return_mean"])
     summary = {
         "seeds": args.seeds,
         "return_mean": sum(seed_returns) / len(seed_returns),
@@ -329,12 +358,96 @@ def _train_host_seeds(cls: Any, args: argparse.Namespace, hps: dict, progress: b
     write_json(parent / "eval.json", summary)
     plot_seed_band([parent], parent / "curve.png")
     print(
-        f"{len(agents)} seeds: mean evaluation return {summary['return_mean']:.1f} "
+        f"{len(seed_returns)} seeds: mean evaluation return {summary['return_mean']:.1f} "
         f"(per seed: {', '.join(f'{r:.1f}' for r in seed_returns)})"
     )
     print(f"run directory: {parent}")
     print(f"learning curve: {parent / 'curve.png'}")
     return 0
+
+
+def core_shares(cores: list[int], workers: int) -> list[list[int]]:
+    """`cores` cut into `workers` contiguous shares as equal as they can be (each non-empty when
+    there are at least as many cores as workers; otherwise workers share cores round-robin)."""
+    if len(cores) < workers:
+        return [[cores[i % len(cores)]] for i in range(workers)]
+    size, extra = divmod(len(cores), workers)
+    shares, start = [], 0
+    for i in range(workers):
+        end = start + size + (1 if i < extra else 0)
+        shares.append(cores[start:end])
+        start = end
+    return shares
+
+
+def _train_in_workers(
+    algo_name: str, args: argparse.Namespace, hps: dict, parent: Path
+) -> list[float]:
+    """Each seed as `duetto train ... --seed S --out <parent>/seed-S` in a child process, at
+    most `args.workers` at a time, each pinned to its own share of the cores by
+    `duetto/__main__.py` (XLA then sizes its thread pool to that share). Its output goes to
+    <parent>/seed-S.log. Returns each seed's final evaluation return, in the order of --seeds."""
+    import subprocess
+    import time
+
+    options = {
+        "--env": args.env,
+        "--steps": args.steps,
+        "--preset": args.preset,
+        "--n-envs": args.n_envs,
+        "--vectorization": args.vectorization,
+        "--eval-every": args.eval_every,
+        "--eval-episodes": args.eval_episodes,
+        "--checkpoint-every": args.checkpoint_every,
+        "--stop-at-return": args.stop_at_return,
+        **{_flag(name): value for name, value in hps.items()},
+    }
+    common = [str(x) for k, v in options.items() if v is not None for x in (k, v)]
+    has_affinity = hasattr(os, "sched_getaffinity")
+    cores = sorted(os.sched_getaffinity(0)) if has_affinity else []
+    workers = min(args.workers, len(args.seeds))
+    shares = core_shares(cores, workers) if cores else [[] for _ in range(workers)]
+    parent.mkdir(parents=True, exist_ok=True)
+    waiting = list(args.seeds)
+    running: dict[int, tuple[subprocess.Popen, int, Any]] = {}  # share index -> process
+    print(f"training {len(waiting)} seeds, {workers} at a time; logs in {parent}/seed-N.log")
+    try:
+        while waiting or running:
+            for share in range(workers):
+                if share in running or not waiting:
+                    continue
+                seed = waiting.pop(0)
+                cmd = [sys.executable, "-m", "duetto", "train", algo_name, *common]
+                cmd += ["--seed", str(seed), "--out", str(parent / f"seed-{seed}")]
+                cmd += ["--no-progress"]
+                log = open(parent / f"seed-{seed}.log", "w")  # noqa: SIM115 closed when it ends
+                pin = shares[share]
+                env = {**os.environ, "DUETTO_PIN_CORES": ",".join(map(str, pin))}
+                process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+                where = f" on cores {','.join(map(str, pin))}" if pin else ""
+                print(f"seed {seed}: started{where}", flush=True)
+                running[share] = (process, seed, log)
+            time.sleep(0.2)
+            for share, (process, seed, log) in list(running.items()):
+                if process.poll() is None:
+                    continue
+                log.close()
+                del running[share]
+                if process.returncode != 0:
+                    lines = (parent / f"seed-{seed}.log").read_text().strip().splitlines()
+                    last = lines[-1] if lines else "no output"
+                    raise DuettoError(
+                        f"seed {seed} failed (exit {process.returncode}): {last} "
+                        f"(whole log: {parent / f'seed-{seed}.log'})"
+                    )
+                result = read_json(parent / f"seed-{seed}" / "eval.json")
+                print(f"seed {seed}: evaluation return {result['return_mean']:.1f}", flush=True)
+    finally:
+        for process, _, log in running.values():
+            process.terminate()
+            process.wait()
+            log.close()
+    return [read_json(parent / f"seed-{s}" / "eval.json")["return_mean"] for s in args.seeds]
 
 
 def cmd_eval(argv: list[str]) -> int:
