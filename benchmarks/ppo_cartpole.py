@@ -16,10 +16,11 @@ Metrics per run: env steps/s over the whole run (training clock, compilation inc
 to the first evaluation with mean ≥ 475 (training clock since learn() started; for the fused
 loop since the agent's construction, so its init compile counts too); final evaluation.
 The fused loop runs twice per seed: `cold` (no persistent compilation cache) and `warm` (the
-cache filled by the cold run).
+cache filled by the cold run); with `--host-warm`, so does the duetto host loop.
 
     python benchmarks/ppo_cartpole.py                  # all, seeds 0,1,2
     python benchmarks/ppo_cartpole.py --only duetto,fused --seeds 0
+    python benchmarks/ppo_cartpole.py --only sb3,duetto --host-warm --out /tmp/host.json
 """
 
 from __future__ import annotations
@@ -191,6 +192,7 @@ def render(results: dict[str, list[dict[str, Any]]]) -> str:
         "sb3": "SB3 2.9.2",
         "sbx": "SBX 0.28.0",
         "duetto": "duetto host",
+        "duetto-warm": "duetto host, warm cache",
         "fused-cold": "duetto fused, cold cache",
         "fused-warm": "duetto fused, warm cache",
     }
@@ -221,6 +223,11 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--only", default="sb3,sbx,duetto,fused")
     p.add_argument("--cpus", default="0,1")
+    p.add_argument(
+        "--host-warm",
+        action="store_true",
+        help="run the duetto host loop a second time per seed on the cache its first run filled",
+    )
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, help=argparse.SUPPRESS)
@@ -234,13 +241,12 @@ def main() -> None:
     for lib in args.only.split(","):
         for seed in seeds:
             base_env = {**os.environ, "OMP_NUM_THREADS": "2"}
-            if lib == "fused":
+            if lib == "fused" or (lib == "duetto" and args.host_warm):
                 with tempfile.TemporaryDirectory() as cache:
                     for mode in ("cold", "warm"):
                         env = {**base_env, "DUETTO_COMPILATION_CACHE": cache}
-                        results.setdefault(f"fused-{mode}", []).append(
-                            launch("fused", seed, args.cpus, env)
-                        )
+                        key = "duetto" if (lib, mode) == ("duetto", "cold") else f"{lib}-{mode}"
+                        results.setdefault(key, []).append(launch(lib, seed, args.cpus, env))
             else:
                 env = {**base_env, "DUETTO_COMPILATION_CACHE": "0"}
                 results.setdefault(lib, []).append(launch(lib, seed, args.cpus, env))
