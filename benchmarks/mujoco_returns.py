@@ -107,10 +107,15 @@ def main() -> None:
         help="pin the runs to these cores, e.g. 0 (two drivers, --cores 0 and --cores 1, with "
         "different --algos/--envs/--seeds, do about 1.45x the runs per hour of one on both)",
     )
+    p.add_argument(
+        "--summarise-only",
+        action="store_true",
+        help="train nothing: summarise the finished runs in --out (while other drivers run)",
+    )
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     envs = args.envs.split(",")
-    for seed in seeds_of(args.seeds):  # seed-major: every algorithm gets its first seed first
+    for seed in [] if args.summarise_only else seeds_of(args.seeds):  # seed-major order
         for env in envs:
             for algo in args.algos.split(","):
                 train(algo, env, seed, args.steps, args.eval_every, args.out, args.cores)
