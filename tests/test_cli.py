@@ -184,3 +184,12 @@ def test_workers_bad_input_stops_before_anything_is_written(tmp_path, extra, mes
     assert r.returncode != 0
     assert message in r.stderr.strip().splitlines()[-1]
     assert not out.exists()
+
+
+def test_core_shares_split_the_cores_between_workers():
+    from duetto.cli import core_shares
+
+    assert core_shares([0, 1, 2, 3], 2) == [[0, 1], [2, 3]]
+    assert core_shares([0, 1, 2], 2) == [[0, 1], [2]]
+    assert core_shares([4, 5], 1) == [[4, 5]]
+    assert core_shares([0, 1], 3) == [[0], [1], [0]]  # more workers than cores: they share
