@@ -53,3 +53,21 @@ def test_samples_lie_in_open_interval_and_match_log_prob():
     assert np.all(np.abs(a) <= 1.0)
     u = jnp.arctanh(jnp.clip(a, -1 + 1e-6, 1 - 1e-6))
     np.testing.assert_allclose(logp, squashed_gaussian_log_prob(u, mean, log_std), atol=5e-3)
+
+
+def test_torch_weight_init_is_pytorch_linear_default():
+    from duetto.nets.mlp import MLP
+
+    params = MLP((400, 300), 3, weight_init="torch").init(jax.random.PRNGKey(0), jnp.ones((1, 11)))
+    for name, fan_in in (("Dense_0", 11), ("Dense_1", 400), ("Dense_2", 300)):
+        layer = params["params"][name]
+        bound = 1.0 / np.sqrt(fan_in)
+        for leaf in (layer["kernel"], layer["bias"]):
+            w = np.asarray(leaf)
+            assert np.abs(w).max() <= bound  # U(±1/√fan_in), weights and biases alike
+            assert np.all(w != 0)
+        assert np.abs(layer["kernel"]).max() > 0.99 * bound
+        # uniform: std = bound/√3 (the kernel has enough entries to check it)
+        np.testing.assert_allclose(np.std(layer["kernel"]), bound / np.sqrt(3), rtol=0.1)
+    lecun = MLP((400, 300), 3).init(jax.random.PRNGKey(0), jnp.ones((1, 11)))
+    assert not np.any(lecun["params"]["Dense_1"]["bias"])  # Flax's default: zero biases

@@ -31,7 +31,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from duetto.algorithms.sac import PolicyParts, policy_and_temperature_step, soft_target
+from duetto.algorithms.sac import (
+    PolicyParts,
+    policy_and_temperature_step,
+    soft_target,
+    weight_init_hp,
+)
 from duetto.config import hp, hparams_of
 from duetto.data.replay import Transition
 from duetto.envs.spec import EnvSpec
@@ -133,6 +138,7 @@ class DSACTConfig:
         low_open=True,
         sweep=True,
     )
+    weight_init: str = weight_init_hp()
 
 
 CONFIG = DSACTConfig
@@ -187,8 +193,14 @@ def _networks(
         config.log_std_min,
         config.log_std_max,
         activation=config.activation,
+        weight_init=config.weight_init,
     )
-    critic = GaussianCriticEnsemble(config.hidden, n=config.n_critics, activation=config.activation)
+    critic = GaussianCriticEnsemble(
+        config.hidden,
+        n=config.n_critics,
+        activation=config.activation,
+        weight_init=config.weight_init,
+    )
     return actor, critic
 
 

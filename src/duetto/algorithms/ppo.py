@@ -195,7 +195,9 @@ def _networks(config: PPOConfig, spec: EnvSpec) -> tuple[Any, MLP]:
             activation=config.activation,
             log_std_init=config.log_std_init,
         )
-    critic = MLP(config.hidden, 1, activation=config.activation, orthogonal=True, out_gain=1.0)
+    critic = MLP(
+        config.hidden, 1, activation=config.activation, weight_init="orthogonal", out_gain=1.0
+    )
     return actor, critic
 
 

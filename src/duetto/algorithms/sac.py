@@ -33,6 +33,17 @@ LOOP = "offpolicy"
 METRICS = ("critic_loss", "actor_loss", "temperature_loss", "alpha", "entropy", "q_mean")
 
 
+def weight_init_hp() -> Any:
+    """The `weight_init` hyperparameter of the off-policy algorithms (SAC, TD3, DDPG, DSAC-T)."""
+    return hp(
+        "lecun",
+        "initial weights of actor and critics: lecun (Flax's LeCun normal, zero biases) or torch "
+        "(PyTorch's nn.Linear default, weights and biases uniform in ±1/√fan_in, as SB3, CleanRL "
+        "and the reference code initialise)",
+        choices=("lecun", "torch"),
+    )
+
+
 @dataclass(frozen=True)
 class SACConfig:
     """SAC hyperparameters. Defaults: the paper's Table 1 unless another source is named."""
@@ -84,6 +95,7 @@ class SACConfig:
         "precision of the network matmuls; parameters stay float32",
         choices=("float32", "bfloat16"),
     )
+    weight_init: str = weight_init_hp()
 
 
 CONFIG = SACConfig
@@ -124,9 +136,16 @@ class SACState:
 def _networks(config: SACConfig, spec: EnvSpec) -> tuple[SquashedGaussianActor, CriticEnsemble]:
     dtype = jnp.dtype(config.matmul_dtype)
     actor = SquashedGaussianActor(
-        config.hidden, spec.action_dim, config.log_std_min, config.log_std_max, dtype=dtype
+        config.hidden,
+        spec.action_dim,
+        config.log_std_min,
+        config.log_std_max,
+        dtype=dtype,
+        weight_init=config.weight_init,
     )
-    critic = CriticEnsemble(config.hidden, n=config.n_critics, dtype=dtype)
+    critic = CriticEnsemble(
+        config.hidden, n=config.n_critics, dtype=dtype, weight_init=config.weight_init
+    )
     return actor, critic
 
 

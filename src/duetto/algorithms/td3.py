@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from duetto.algorithms.sac import critic_loss, soft_target
+from duetto.algorithms.sac import critic_loss, soft_target, weight_init_hp
 from duetto.config import hp, hparams_of
 from duetto.data.replay import Transition
 from duetto.envs.spec import EnvSpec
@@ -75,6 +75,7 @@ class TD3Config:
     exploration_noise: float = hp(
         0.1, "σ of the Gaussian exploration noise, in action units [paper, CleanRL]", low=0
     )
+    weight_init: str = weight_init_hp()
 
 
 CONFIG = TD3Config
@@ -121,8 +122,8 @@ class TD3State:
 
 def _networks(config: Any, spec: EnvSpec) -> tuple[DeterministicActor, CriticEnsemble]:
     return (
-        DeterministicActor(config.hidden, spec.action_dim),
-        CriticEnsemble(config.hidden, n=config.n_critics),
+        DeterministicActor(config.hidden, spec.action_dim, weight_init=config.weight_init),
+        CriticEnsemble(config.hidden, n=config.n_critics, weight_init=config.weight_init),
     )
 
 

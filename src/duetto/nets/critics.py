@@ -23,7 +23,13 @@ def _ensemble(module: nn.Module, out: int, obs: jnp.ndarray, action: jnp.ndarray
         out_axes=0,
         axis_size=module.n,
     )
-    mlp = ensemble(hidden=module.hidden, out=out, dtype=module.dtype, activation=module.activation)
+    mlp = ensemble(
+        hidden=module.hidden,
+        out=out,
+        dtype=module.dtype,
+        activation=module.activation,
+        weight_init=module.weight_init,
+    )
     return mlp(jnp.concatenate([obs, action], axis=-1))
 
 
@@ -34,6 +40,7 @@ class CriticEnsemble(nn.Module):
     n: int = 2
     dtype: jnp.dtype = jnp.float32
     activation: str = "relu"
+    weight_init: str = "lecun"
 
     @nn.compact
     def __call__(self, obs: jnp.ndarray, action: jnp.ndarray) -> jnp.ndarray:
@@ -49,6 +56,7 @@ class GaussianCriticEnsemble(nn.Module):
     n: int = 2
     dtype: jnp.dtype = jnp.float32
     activation: str = "relu"
+    weight_init: str = "lecun"
 
     @nn.compact
     def __call__(self, obs: jnp.ndarray, action: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:

@@ -34,12 +34,12 @@ class SquashedGaussianActor(nn.Module):
     log_std_max: float = 2.0
     dtype: jnp.dtype = jnp.float32
     activation: str = "relu"
+    weight_init: str = "lecun"
 
     @nn.compact
     def __call__(self, obs: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-        out = MLP(self.hidden, 2 * self.action_dim, dtype=self.dtype, activation=self.activation)(
-            obs
-        )
+        mlp = MLP(self.hidden, 2 * self.action_dim, self.dtype, self.activation, self.weight_init)
+        out = mlp(obs)
         mean, log_std = jnp.split(out, 2, axis=-1)
         return mean, jnp.clip(log_std, self.log_std_min, self.log_std_max)
 
@@ -58,7 +58,7 @@ class CategoricalActor(nn.Module):
     hidden: Sequence[int]
     n: int
     activation: str = "tanh"
-    orthogonal: bool = True
+    weight_init: str = "orthogonal"
 
     @nn.compact
     def __call__(self, obs: jnp.ndarray) -> jnp.ndarray:
@@ -66,7 +66,7 @@ class CategoricalActor(nn.Module):
             self.hidden,
             self.n,
             activation=self.activation,
-            orthogonal=self.orthogonal,
+            weight_init=self.weight_init,
             out_gain=0.01,
         )(obs)
 
@@ -79,7 +79,7 @@ class GaussianActor(nn.Module):
     hidden: Sequence[int]
     action_dim: int
     activation: str = "tanh"
-    orthogonal: bool = True
+    weight_init: str = "orthogonal"
     log_std_init: float = 0.0
 
     @nn.compact
@@ -88,7 +88,7 @@ class GaussianActor(nn.Module):
             self.hidden,
             self.action_dim,
             activation=self.activation,
-            orthogonal=self.orthogonal,
+            weight_init=self.weight_init,
             out_gain=0.01,
         )(obs)
         log_std = self.param(
@@ -126,7 +126,10 @@ class DeterministicActor(nn.Module):
     hidden: Sequence[int]
     action_dim: int
     dtype: jnp.dtype = jnp.float32
+    weight_init: str = "lecun"
 
     @nn.compact
     def __call__(self, obs: jnp.ndarray) -> jnp.ndarray:
-        return jnp.tanh(MLP(self.hidden, self.action_dim, dtype=self.dtype)(obs))
+        return jnp.tanh(
+            MLP(self.hidden, self.action_dim, dtype=self.dtype, weight_init=self.weight_init)(obs)
+        )

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from functools import partial
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 # "gelu" is the exact (erf) GELU, PyTorch's nn.GELU default, as the DSAC-T code uses.
@@ -15,29 +16,43 @@ ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "gelu": partial(nn.gelu, approx
 class MLP(nn.Module):
     """x: [..., in] -> [..., out]; `activation` between hidden layers, linear output.
 
-    `dtype` is the matmul precision (parameters stay float32). `orthogonal` initialises the
-    weights orthogonally, with gain √2 on hidden layers and `out_gain` on the output layer, and
-    the biases at 0 (the PPO implementation detail of Engstrom et al. 2020, used by CleanRL and
-    SB3); otherwise Flax's defaults (LeCun normal).
+    `dtype` is the matmul precision (parameters stay float32). `weight_init` chooses the initial
+    weights and biases:
+    - "lecun": Flax's defaults, LeCun normal weights (std 1/√fan_in) and zero biases;
+    - "orthogonal": orthogonal weights with gain √2 on hidden layers and `out_gain` on the output
+      layer, zero biases (the PPO implementation detail of Engstrom et al. 2020, used by CleanRL
+      and SB3);
+    - "torch": PyTorch's `nn.Linear` default, weights and biases uniform in ±1/√fan_in (what
+      SB3, CleanRL and the reference SAC, TD3 and DSAC-T code get).
     """
 
     hidden: Sequence[int]
     out: int
     dtype: jnp.dtype = jnp.float32
     activation: str = "relu"
-    orthogonal: bool = False
+    weight_init: str = "lecun"
     out_gain: float = 1.0
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         act = ACTIVATIONS[self.activation]
 
-        def dense(width: int, gain: float) -> nn.Dense:
-            if not self.orthogonal:
-                return nn.Dense(width, dtype=self.dtype)
-            init = nn.initializers.orthogonal(gain)
-            return nn.Dense(width, dtype=self.dtype, kernel_init=init)
+        def dense(width: int, gain: float, fan_in: int) -> nn.Dense:
+            if self.weight_init == "orthogonal":
+                init = nn.initializers.orthogonal(gain)
+                return nn.Dense(width, dtype=self.dtype, kernel_init=init)
+            if self.weight_init == "torch":
+                bound = 1.0 / fan_in**0.5
+
+                def bias_init(key: jax.Array, shape: tuple, dtype: jnp.dtype = jnp.float32):
+                    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+                kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+                return nn.Dense(
+                    width, dtype=self.dtype, kernel_init=kernel_init, bias_init=bias_init
+                )
+            return nn.Dense(width, dtype=self.dtype)
 
         for width in self.hidden:
-            x = act(dense(width, jnp.sqrt(2.0))(x))
-        return dense(self.out, self.out_gain)(x).astype(jnp.float32)
+            x = act(dense(width, jnp.sqrt(2.0), x.shape[-1])(x))
+        return dense(self.out, self.out_gain, x.shape[-1])(x).astype(jnp.float32)
