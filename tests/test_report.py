@@ -44,7 +44,13 @@ def test_normalise_and_missing_reference():
         normalise("Hopper-v5", np.array([1.0]), refs)
     scores = {"x": {"A": [1, 2, 3], "B": [4, 5]}, "y": {"A": [1, 1, 1, 1]}}
     m, tasks = score_matrices(scores, {"A": (0.0, 10.0), "B": (0.0, 10.0)})
-    assert tasks == ["A"] and m["x"].shape == (3, 1) and m["y"].shape == (3, 1)
+    # every algorithm keeps all its runs on the common tasks, whatever the others have
+    assert tasks == ["A"] and m["x"].shape == (3, 1) and m["y"].shape == (4, 1)
+    scores["y"]["B"] = [2, 2, 2, 2]
+    m, tasks = score_matrices(scores, {"A": (0.0, 10.0), "B": (0.0, 10.0)})
+    # within one algorithm, one count per task: x keeps its first 2 runs on A as on B
+    assert tasks == ["A", "B"] and m["x"].shape == (2, 2) and m["y"].shape == (4, 2)
+    np.testing.assert_allclose(m["x"], [[0.1, 0.4], [0.2, 0.5]])
 
 
 def _run(path, algo, env, seed, final, lr=3e-4):

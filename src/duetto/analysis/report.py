@@ -70,18 +70,19 @@ def _varying(configs: list[dict[str, Any]]) -> list[str]:
 def score_matrices(
     scores: dict[str, dict[str, list[float]]], refs: dict[str, tuple[float, float]]
 ) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Normalised [runs, tasks] arrays per algorithm, over the tasks every algorithm has, with
-    the same number of runs per task (the fewest any algorithm has, first runs kept)."""
+    """Normalised [runs, tasks] arrays per algorithm, over the tasks every algorithm has. An
+    algorithm keeps all its runs; only where its tasks hold different numbers of runs does it
+    keep the fewest of them on each (the first), as its array needs one count per task.
+    Algorithms may differ in their counts: the bootstrap resamples each on its own."""
     tasks = sorted(set.intersection(*(set(t) for t in scores.values())))
     if not tasks:
         raise DuettoError("the algorithms share no task; report compares them on common tasks.")
-    n = min(len(runs) for per_task in scores.values() for t, runs in per_task.items() if t in tasks)
-    matrices = {
-        label: np.stack(
+    matrices = {}
+    for label, per_task in scores.items():
+        n = min(len(per_task[t]) for t in tasks)
+        matrices[label] = np.stack(
             [normalise(t, np.asarray(per_task[t][:n], float), refs) for t in tasks], axis=1
         )
-        for label, per_task in scores.items()
-    }
     return matrices, tasks
 
 
@@ -131,9 +132,10 @@ def write_report(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
-    n_runs = next(iter(matrices.values())).shape[0]
+    n_runs = {label: m.shape[0] for label, m in matrices.items()}
+    per_algo = ", ".join(f"{label} {n}" for label, n in n_runs.items())
     lines = [
-        f"Tasks: {', '.join(tasks)}; {n_runs} runs per task and algorithm; scores normalised as "
+        f"Tasks: {', '.join(tasks)}; runs per task: {per_algo}; scores normalised as "
         "(return − random) / (reference − random) with "
         + "; ".join(f"{t}: {refs[t.removeprefix('gymnax:')]}" for t in tasks)
         + f". 95 % stratified-bootstrap CIs ({reps} resamples).",
