@@ -43,7 +43,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5000, help="env steps per seed")
     p.add_argument("--cores", default="0,1")
     args = p.parse_args()
-    n = len(range(int(args.seeds.split("-")[0]), int(args.seeds.split("-")[1]) + 1))
+    from duetto.cli import parse_seeds
+
+    n = len(parse_seeds(args.seeds))
     rows = []
     for workers in (1, 2):
         wall = run(args.seeds, args.steps, workers, args.cores)

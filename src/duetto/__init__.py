@@ -7,6 +7,15 @@ print(model.evaluate(episodes=10)["return_mean"])
 
 __version__ = "0.1.0"
 
+import os  # noqa: E402
+
+# A `duetto train --workers` child is pinned to its share of the cores here, before anything
+# starts JAX: threads inherit the mask of the thread that creates them, so XLA's whole thread
+# pool stays on that share (duetto.cli._train_in_workers sets the variable).
+_cores = os.environ.pop("DUETTO_PIN_CORES", "")
+if _cores and hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, {int(c) for c in _cores.split(",")})
+
 from duetto.compile_cache import enable_persistent_cache  # noqa: E402
 
 enable_persistent_cache()

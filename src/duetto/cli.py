@@ -185,7 +185,14 @@ def cmd_train(argv: list[str]) -> int:
     progress = sys.stdout.isatty() if args.progress is None else args.progress
 
     if args.resume:
-        if algo_name is not None or args.env or args.preset or args.out:
+        if (
+            algo_name is not None
+            or args.env
+            or args.preset
+            or args.out
+            or args.seeds
+            or (args.workers != 1)
+        ):
             raise DuettoError(
                 "--resume continues a run as it was configured; give only "
                 "--resume RUN_DIR and --steps (and evaluation options)."
@@ -337,6 +344,8 @@ def _train_host_seeds(cls: Any, args: argparse.Namespace, hps: dict, progress: b
         )
 
     if args.workers > 1:
+        if args.steps is not None and args.steps < 1:
+            raise DuettoError(f"--steps must be a positive number of env steps, got {args.steps}.")
         # Built once here so that bad input stops before any process starts or anything is
         # written; the runs themselves are trained by the workers.
         write_config(make(args.seeds[0], False))
@@ -387,6 +396,7 @@ def _train_in_workers(
     most `args.workers` at a time, each pinned to its own share of the cores by
     `duetto/__main__.py` (XLA then sizes its thread pool to that share). Its output goes to
     <parent>/seed-S.log. Returns each seed's final evaluation return, in the order of --seeds."""
+    import signal
     import subprocess
     import time
 
@@ -402,7 +412,8 @@ def _train_in_workers(
         "--stop-at-return": args.stop_at_return,
         **{_flag(name): value for name, value in hps.items()},
     }
-    common = [str(x) for k, v in options.items() if v is not None for x in (k, v)]
+    # one word per option: a value such as -1e-05 would otherwise read as an option
+    common = [f"{k}={v}" for k, v in options.items() if v is not None]
     has_affinity = hasattr(os, "sched_getaffinity")
     cores = sorted(os.sched_getaffinity(0)) if has_affinity else []
     workers = min(args.workers, len(args.seeds))
@@ -411,6 +422,8 @@ def _train_in_workers(
     waiting = list(args.seeds)
     running: dict[int, tuple[subprocess.Popen, int, Any]] = {}  # share index -> process
     print(f"training {len(waiting)} seeds, {workers} at a time; logs in {parent}/seed-N.log")
+    # SIGTERM (a scheduler, `timeout`, `kill`) stops the children too, through `finally`
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         while waiting or running:
             for share in range(workers):
@@ -423,7 +436,11 @@ def _train_in_workers(
                 log = open(parent / f"seed-{seed}.log", "w")  # noqa: SIM115 closed when it ends
                 pin = shares[share]
                 env = {**os.environ, "DUETTO_PIN_CORES": ",".join(map(str, pin))}
-                process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+                try:
+                    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+                except OSError:
+                    log.close()
+                    raise
                 where = f" on cores {','.join(map(str, pin))}" if pin else ""
                 print(f"seed {seed}: started{where}", flush=True)
                 running[share] = (process, seed, log)
@@ -443,6 +460,7 @@ def _train_in_workers(
                 result = read_json(parent / f"seed-{seed}" / "eval.json")
                 print(f"seed {seed}: evaluation return {result['return_mean']:.1f}", flush=True)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         for process, _, log in running.values():
             process.terminate()
             process.wait()
