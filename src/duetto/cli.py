@@ -394,8 +394,8 @@ def _train_in_workers(
 ) -> list[float]:
     """Each seed as `duetto train ... --seed S --out <parent>/seed-S` in a child process, at
     most `args.workers` at a time, each pinned to its own share of the cores by
-    `duetto/__init__.py`, before JAX starts (XLA then sizes its thread pool to that share). Its output goes to
-    <parent>/seed-S.log. Returns each seed's final evaluation return, in the order of --seeds."""
+    `duetto/__init__.py` before JAX starts (XLA then sizes its thread pool to that share). Its
+    output goes to <parent>/seed-S.log. Returns each seed's final return, in --seeds order."""
     import signal
     import subprocess
     import time
