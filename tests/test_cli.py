@@ -135,6 +135,7 @@ def test_list_and_help():
         (["train", "sac", "--env", "Pendulum-v1", "--gamma", "2"], "'gamma' is 2.0; it must be in"),
         (["train", "sac", "--env", "Pendulum-v1", "--preset", "fats"], "Did you mean 'fast'?"),
         (["train", "sac"], "give an environment with --env"),
+        (["train", "sac", "--env", "Pendulum-v1", "--steps", "0"], "--steps must be a positive"),
         (["train", "--resume", "/nonexistent/run", "--steps", "10"], "no run directory"),
         (["eval", "/nonexistent/run"], "no checkpoint at"),
         (["fly"], "unknown command 'fly'"),

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from scipy.stats import norm
 
 from duetto.nets.heads import sample_squashed, squashed_gaussian_log_prob
@@ -71,3 +72,5 @@ def test_torch_weight_init_is_pytorch_linear_default():
         np.testing.assert_allclose(np.std(layer["kernel"]), bound / np.sqrt(3), rtol=0.1)
     lecun = MLP((400, 300), 3).init(jax.random.PRNGKey(0), jnp.ones((1, 11)))
     assert not np.any(lecun["params"]["Dense_1"]["bias"])  # Flax's default: zero biases
+    with pytest.raises(ValueError, match="weight_init must be one of"):
+        MLP((8,), 1, weight_init="xavier").init(jax.random.PRNGKey(0), jnp.ones((1, 3)))

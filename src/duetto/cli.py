@@ -45,7 +45,7 @@ def _train_parser(algo_name: str | None) -> tuple[_Parser, list[str]]:
     )
     p.add_argument(
         "--steps",
-        type=int,
+        type=parse_steps,
         help="env steps to train (with --resume: steps to add); "
         "default: the preset's budget, else 20000",
     )
@@ -122,6 +122,17 @@ def _train_parser(algo_name: str | None) -> tuple[_Parser, list[str]]:
             )
             hp_names.append(field.name)
     return p, hp_names
+
+
+def parse_steps(text: str) -> int:
+    """--steps: a positive number of env steps."""
+    try:
+        steps = int(text)
+    except ValueError:
+        steps = 0
+    if steps < 1:
+        raise DuettoError(f"--steps must be a positive number of env steps, got '{text}'.")
+    return steps
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -263,8 +274,6 @@ def _learn(agent: Any, args: argparse.Namespace, progress: bool) -> None:
     from duetto.algorithms import PRESET_BUDGET
 
     steps = args.steps or PRESET_BUDGET(agent.algorithm, agent.preset)
-    if steps < 1:
-        raise DuettoError(f"--steps must be a positive number of env steps, got {steps}.")
     agent.learn(
         steps,
         eval_every=args.eval_every,
@@ -344,8 +353,6 @@ def _train_host_seeds(cls: Any, args: argparse.Namespace, hps: dict, progress: b
         )
 
     if args.workers > 1:
-        if args.steps is not None and args.steps < 1:
-            raise DuettoError(f"--steps must be a positive number of env steps, got {args.steps}.")
         # Built once here so that bad input stops before any process starts or anything is
         # written; the runs themselves are trained by the workers.
         write_config(make(args.seeds[0], False))

@@ -186,22 +186,22 @@ class FusedLoop:
 
         def body(i: jnp.ndarray, carry: tuple) -> tuple:
             fs, sums, weight, ep_sum, ep_count = carry
-            if counted:
-                fs = fs.replace(algo=fs.algo.replace(updates=fs.algo.updates[0]))
             fs, metrics, ((f_sum, f_count), w) = step_all(
                 fs, start_steps + i * self.steps_per_iteration
             )
-            if counted:
-                updates = jnp.broadcast_to(fs.algo.updates, (n_runs,))
-                fs = fs.replace(algo=fs.algo.replace(updates=updates))
             sums = jax.tree.map(lambda s, m: s + w * m, sums, metrics)
             return fs, sums, weight + w, ep_sum + f_sum, ep_count + f_count
 
+        if counted:  # one counter in the loop; the state keeps one per run
+            fs = fs.replace(algo=fs.algo.replace(updates=fs.algo.updates[0]))
         zero = jnp.zeros((n_runs,), jnp.float32)
         zeros = {k: zero for k in self.algo.METRICS}
         fs, sums, weight, ep_sum, ep_count = jax.lax.fori_loop(
             0, iterations, body, (fs, zeros, zero, zero, zero)
         )
+        if counted:
+            updates = jnp.broadcast_to(fs.algo.updates, (n_runs,))
+            fs = fs.replace(algo=fs.algo.replace(updates=updates))
         summary = {
             "metrics": jax.tree.map(lambda s: s / jnp.maximum(weight, 1.0), sums),
             "updated": weight,

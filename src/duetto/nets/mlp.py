@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 
 # "gelu" is the exact (erf) GELU, PyTorch's nn.GELU default, as the DSAC-T code uses.
+WEIGHT_INITS = ("lecun", "orthogonal", "torch")
 ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "gelu": partial(nn.gelu, approximate=False)}
 
 
@@ -35,6 +36,10 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        if self.weight_init not in WEIGHT_INITS:
+            raise ValueError(
+                f"MLP weight_init must be one of {WEIGHT_INITS}, not {self.weight_init!r}."
+            )
         act = ACTIVATIONS[self.activation]
 
         def dense(width: int, gain: float, fan_in: int) -> nn.Dense:
