@@ -226,3 +226,27 @@ def test_sweep_bad_input_is_refused_clearly():
     with pytest.raises(DuettoError, match="sweep= trains several hyperparameter values"):
         duetto.PPO("CartPole-v1", sweep={"gamma": [0.9, 0.99]}, run_dir=False)
     assert main(["train", "ppo", "--env", "gymnax:CartPole-v1", "--sweep", "gamma"]) == 2
+
+
+def test_classic_gymnax_envs_load_without_all_of_gymnax():
+    """A classic-control env skips gymnax's package imports (every env, seaborn included); a
+    later `import gymnax` still works and gives the same classes."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+import jax
+import numpy as np
+from duetto.envs.jaxenv import CLASSIC, make_jax_env
+envs = {n: make_jax_env("gymnax:" + n, "ppo", ("discrete", "box")) for n in CLASSIC}
+assert "gymnax" not in sys.modules and "seaborn" not in sys.modules, "gymnax imported"
+import gymnax
+for name, env in envs.items():
+    real, params = gymnax.make(name)
+    same = jax.tree.map(lambda a, b: bool(np.all(a == b)), params, env.params)
+    assert type(real) is type(env.env) and jax.tree.all(same), name
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

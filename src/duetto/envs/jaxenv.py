@@ -7,6 +7,10 @@ episode and returns `terminated`, `truncated` (the time limit) and the true fina
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
+import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +25,14 @@ PREFIX = "gymnax:"
 # The gymnax environments duetto tests and documents (others registered by gymnax also work
 # when their observations are flat vectors and their actions Discrete or Box).
 TESTED = ("CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCarContinuous-v0")
+# gymnax's classic-control envs by id: the class names in gymnax.environments.classic_control.
+CLASSIC = {
+    "CartPole-v1": "CartPole",
+    "Pendulum-v1": "Pendulum",
+    "Acrobot-v1": "Acrobot",
+    "MountainCar-v0": "MountainCar",
+    "MountainCarContinuous-v0": "ContinuousMountainCar",
+}
 
 
 def is_jax_env(env: Any) -> bool:
@@ -81,19 +93,55 @@ class JaxEnv:
         return low + 0.5 * (jnp.clip(action, -1.0, 1.0) + 1.0) * (high - low)
 
 
-def make_jax_env(env_id: str, algo: str, action_spaces: tuple[str, ...]) -> JaxEnv:
-    """The gymnax env for "gymnax:<name>", checked against what `algo` serves."""
+def _light_import(*names: str) -> list[types.ModuleType]:
+    """gymnax submodules (e.g. gymnax.environments.classic_control), imported without running
+    gymnax's package `__init__`s, which import every gymnax environment (seaborn, matplotlib,
+    pandas and scipy among them): 1.3 s of a fused run's start.
+
+    Stand-in parent packages, with the real directories as their paths, are in `sys.modules`
+    only while the submodules load; a later `import gymnax` then runs the real package, which
+    picks up the same submodules."""
+    spec = importlib.util.find_spec("gymnax")
+    if spec is None or not spec.submodule_search_locations:
+        return [importlib.import_module(name) for name in names]
+    root = spec.submodule_search_locations[0]
+    stand_ins = {"gymnax": root, "gymnax.environments": f"{root}/environments"}
+    for name, path in stand_ins.items():
+        package = types.ModuleType(name)
+        package.__path__ = [path]
+        sys.modules[name] = package
+    try:
+        return [importlib.import_module(name) for name in names]
+    finally:
+        for name in stand_ins:
+            del sys.modules[name]
+
+
+def _gymnax_make(name: str) -> tuple[Any, Any, types.ModuleType]:
+    """gymnax.make(name) and gymnax's spaces module; a classic-control env without importing
+    all of gymnax, unless gymnax is already imported (it may hold environments registered at
+    run time)."""
+    if name in CLASSIC and "gymnax" not in sys.modules:
+        classic, spaces = _light_import(
+            "gymnax.environments.classic_control", "gymnax.environments.spaces"
+        )
+        env = getattr(classic, CLASSIC[name])()
+        return env, env.default_params, spaces
     import gymnax
     from gymnax.environments import spaces
 
-    name = env_id.removeprefix(PREFIX)
     if name not in gymnax.registered_envs:
         raise DuettoError(
-            f"unknown JAX-native environment '{env_id}'."
+            f"unknown JAX-native environment '{PREFIX}{name}'."
             f"{did_you_mean(name, gymnax.registered_envs)} Available: "
             f"{', '.join(PREFIX + n for n in TESTED)} (and the rest of gymnax's registry)."
         )
-    env, params = gymnax.make(name)
+    return (*gymnax.make(name), spaces)
+
+
+def make_jax_env(env_id: str, algo: str, action_spaces: tuple[str, ...]) -> JaxEnv:
+    """The gymnax env for "gymnax:<name>", checked against what `algo` serves."""
+    env, params, spaces = _gymnax_make(env_id.removeprefix(PREFIX))
     obs_space = env.observation_space(params)
     act_space = env.action_space(params)
     obs_dim = int(np.prod(obs_space.shape))
