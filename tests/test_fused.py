@@ -250,3 +250,31 @@ print("ok")
 """
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_exported_programs_are_reused_and_give_the_same_run(tmp_path, monkeypatch):
+    """The exported-program cache: the first run traces and stores its programs, the second
+    loads them without tracing, except one whose file was damaged, which is traced again; both
+    give the same bits as a run without the cache."""
+    from duetto import compile_cache
+    from duetto.loops.compiled import Program
+
+    def run() -> list[np.ndarray]:
+        agent = duetto.PPO("gymnax:CartPole-v1", seeds=[1, 2], n_envs=2, run_dir=False, **HP)
+        agent.learn(128, eval_every=64, eval_episodes=2)
+        return _leaves(agent)
+
+    reference = run()  # the tests run with the caches off (conftest)
+    exports = []
+    original = Program._export
+    monkeypatch.setattr(Program, "_export", lambda *a: exports.append(1) or original(*a))
+    monkeypatch.setattr(compile_cache, "_programs", tmp_path)
+    first = run()
+    files = sorted(tmp_path.glob("*.program"))
+    assert len(exports) == 3 and len(files) == 3  # init, train, evaluate
+    files[0].write_bytes(files[0].read_bytes()[:100])  # truncated
+    second = run()
+    assert len(exports) == 4  # two loaded, the truncated one traced again
+    for leaves in (first, second):
+        for a, b in zip(reference, leaves, strict=True):
+            np.testing.assert_array_equal(a, b)

@@ -1,27 +1,58 @@
-"""Programs compiled ahead of time with their own XLA:CPU options.
+"""Programs compiled ahead of time with their own XLA:CPU options, and kept lowered on disk.
 
 Compilation is most of a short run's wall time on CPU. Programs whose speed matters little (init,
 evaluation) get no LLVM optimisation at all; the small-network training programs get LLVM's
 cheaper pipeline, which compiles about a second faster at a run time within a few per cent.
+
+A program given an `identity` (a string that names everything the function closes over: the
+algorithm, its config, the env) is also kept after tracing and lowering, as a serialized
+`jax.export` artifact under the cache's `programs/` directory. Its file name hashes the identity,
+the argument signature and `compile_cache.fingerprint()` (duetto's source, library versions, JAX
+settings), so that any change makes a new file rather than reusing a stale one. A warm run then
+deserializes the program instead of tracing and lowering it, and JAX's persistent cache supplies
+the compiled code: the same StableHLO, hence the same executable and the same numbers.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
+import pickle
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
+from duetto.compile_cache import fingerprint, program_dir
+
 TRAIN_OPTIONS = {"xla_backend_optimization_level": 1, "xla_llvm_disable_expensive_passes": True}
 ONCE_OPTIONS = {"xla_backend_optimization_level": 0}
+EXPORT_FORMAT = 1
 
 
 class Program:
-    """A jitted function compiled ahead of time with its own XLA options (`jax.jit`'s
-    compiler_options do not reach every compile path), once per argument signature."""
+    """`fn` jitted and compiled ahead of time with its own XLA options (`jax.jit`'s
+    compiler_options do not reach every compile path), once per argument signature.
 
-    def __init__(self, jitted: Any, options: dict[str, Any], static: tuple[int, ...] = ()):
-        self.jitted, self.options, self.static = jitted, options, static
+    `static` and `donate` are `jax.jit`'s static_argnums and donate_argnums; `identity`, when
+    given, turns on the exported-program cache (see the module docstring)."""
+
+    def __init__(
+        self,
+        fn: Callable,
+        options: dict[str, Any],
+        static: tuple[int, ...] = (),
+        donate: tuple[int, ...] = (),
+        identity: str | None = None,
+    ):
+        self.fn, self.options, self.static, self.donate = fn, options, static, donate
+        self.identity = identity
+        self.jitted = jax.jit(fn, static_argnums=static, donate_argnums=donate)
         self.compiled: dict[Any, Any] = {}
         self.last: tuple[tuple, Any] | None = None
 
@@ -38,9 +69,98 @@ class Program:
             tuple(args[i] for i in self.static),
         )
         if signature not in self.compiled:
-            self.compiled[signature] = self.jitted.lower(*args).compile(self.options)
+            self.compiled[signature] = self._compile(args, signature)
         self.last = (signature[2], self.compiled[signature])
         return self.compiled[signature](*dynamic)
 
     def cache_size(self) -> int:
         return len(self.compiled)
+
+    # ---- compilation ----------------------------------------------------------------------
+
+    def _compile(self, args: tuple, signature: tuple) -> Callable:
+        store = program_dir()
+        if self.identity is None or store is None:
+            return self.jitted.lower(*args).compile(self.options)
+        in_tree, avals, statics = signature
+        key = hashlib.sha256(
+            repr(
+                (EXPORT_FORMAT, self.identity, fingerprint(), str(in_tree), avals, statics)
+            ).encode()
+        ).hexdigest()
+        path = store / f"{key[:40]}.program"
+        loaded = _load(path)
+        if loaded is None:
+            loaded = self._export(args, in_tree, avals)
+            _save(path, *loaded)
+        exported, out_tree = loaded
+        # The donated arguments' leaves, in the flat argument list of the exported program.
+        donated, position = [], 0
+        for i, arg in enumerate(args):
+            if i in self.static:
+                continue
+            n = len(jax.tree.leaves(arg))
+            if i in self.donate:
+                donated += range(position, position + n)
+            position += n
+        leaves = jax.tree.leaves([a for i, a in enumerate(args) if i not in self.static])
+        flat = jax.jit(exported.call, donate_argnums=tuple(donated))
+        compiled = flat.lower(*leaves).compile(self.options)
+
+        def call(*dynamic: Any) -> Any:
+            leaves, tree = jax.tree.flatten(list(dynamic))
+            if tree != in_tree:
+                raise TypeError(f"arguments {tree} do not match the program's {in_tree}")
+            return jax.tree.unflatten(out_tree, compiled(*leaves))
+
+        return call
+
+    def _export(self, args: tuple, in_tree: Any, avals: tuple) -> tuple[Any, Any]:
+        """Trace and lower `fn` for these arguments as a function of flat leaves."""
+        out: dict[str, Any] = {}
+
+        def flat(*leaves: Any) -> list:
+            dynamic = iter(jax.tree.unflatten(in_tree, leaves))
+            full = [a if i in self.static else next(dynamic) for i, a in enumerate(args)]
+            result, out["tree"] = jax.tree.flatten(self.fn(*full))
+            return result
+
+        shapes = [jax.ShapeDtypeStruct(shape, dtype) for shape, dtype in avals]
+        exported = jax.export.export(jax.jit(flat))(*shapes)
+        return exported, out["tree"]
+
+
+class _Unpickler(pickle.Unpickler):
+    """Takes a class from its module when that is already imported, without importing the
+    module's parent packages (pickle's own lookup would run gymnax's package `__init__` for an
+    env state class that duetto loaded without it: see envs/jaxenv.py)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module in sys.modules:
+            return functools.reduce(getattr, name.split("."), sys.modules[module])
+        return super().find_class(module, name)
+
+
+def _load(path: Path) -> tuple[Any, Any] | None:
+    """An exported program and its output structure, or None if absent or unreadable."""
+    try:
+        with path.open("rb") as f:
+            blob = _Unpickler(f).load()
+        return jax.export.deserialize(bytearray(blob["exported"])), blob["out_tree"]
+    except Exception:  # noqa: BLE001 - absent, truncated or foreign: export it again
+        return None
+
+
+def _save(path: Path, exported: Any, out_tree: Any) -> None:
+    """Written whole or not at all (a temporary file renamed over), best effort: a cache that
+    cannot be written only costs the next run its tracing."""
+    blob = pickle.dumps({"exported": bytes(exported.serialize()), "out_tree": out_tree})
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+        os.replace(tmp, path)
+    except OSError:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)

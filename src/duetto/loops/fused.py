@@ -43,6 +43,9 @@ class FusedState:
     episode_length: jnp.ndarray  # [n_envs]
 
 
+INIT_CHUNK = 32  # seeds per init call (see FusedLoop.init)
+
+
 class FusedLoop:
     """The compiled programs of one fused run (an algorithm, a gymnax env, n_envs, n_seeds)."""
 
@@ -52,16 +55,18 @@ class FusedLoop:
         self.steps_per_iteration = n_envs * (config.n_steps if self.on_policy else 1)
         if self.on_policy:
             algo.check(config, n_envs)
-        self._train = Program(jax.jit(self._train_all, donate_argnums=0), TRAIN_OPTIONS)
+        # Everything the programs close over, for the exported-program cache (compiled.py).
+        identity = f"fused|{algo.__name__}|{config!r}|{env.env_id}|{env.params!r}|{n_envs}"
+        self._train = Program(
+            self._train_all, TRAIN_OPTIONS, donate=(0,), identity=f"train|{identity}"
+        )
         self._evaluate = Program(
-            jax.jit(jax.vmap(self._evaluate_one, in_axes=(0, None)), static_argnums=1),
+            jax.vmap(self._evaluate_one, in_axes=(0, None)),
             ONCE_OPTIONS,
             static=(1,),
+            identity=f"evaluate|{identity}",
         )
-        # One seed per call, stacked on the host: XLA:CPU (jax 0.10.2) deadlocks executing the
-        # init program vmapped over 128 or more seeds (every thread waits on a futex; the batched
-        # QR decompositions of orthogonal initialisation are involved; 64 seeds are fine).
-        self._init = Program(jax.jit(self._init_one), ONCE_OPTIONS)
+        self._init = Program(jax.vmap(self._init_one), ONCE_OPTIONS, identity=f"init|{identity}")
 
     # ---- state ----------------------------------------------------------------------------
 
@@ -87,11 +92,24 @@ class FusedLoop:
         )
 
     def init(self, seeds: list[int], eval_offset: int) -> FusedState:
-        """A fresh state per seed: [n_seeds] along the leading axis."""
+        """A fresh state per seed: [n_seeds] along the leading axis.
+
+        Built INIT_CHUNK seeds per call (the last chunk padded): XLA:CPU (jax 0.10.2) deadlocks
+        executing the init program vmapped over 128 or more seeds (every thread waits on a
+        futex; the batched QR decompositions of orthogonal initialisation are involved; 64 seeds
+        are fine)."""
+        n = len(seeds)
+        chunk = min(n, INIT_CHUNK)
+        padded = list(seeds) + [seeds[-1]] * (-n % chunk)
+        keys = jnp.stack([jax.random.PRNGKey(s) for s in padded])
+        eval_keys = jnp.stack([jax.random.PRNGKey(s + eval_offset) for s in padded])
         states = [
-            self._init(jax.random.PRNGKey(s), jax.random.PRNGKey(s + eval_offset)) for s in seeds
+            self._init(keys[i : i + chunk], eval_keys[i : i + chunk])
+            for i in range(0, len(padded), chunk)
         ]
-        return jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
+        if len(states) == 1:
+            return states[0]
+        return jax.tree.map(lambda *leaves: jnp.concatenate(leaves)[:n], *states)
 
     def shapes(self, n_seeds: int) -> FusedState:
         key = jax.ShapeDtypeStruct((2,), jnp.uint32)

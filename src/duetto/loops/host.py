@@ -52,7 +52,7 @@ def compile_packed(
             rest = packing.pack(ls.replace(**{big: None}) if big is not None else ls)
             return (held, rest), ls.last_action
 
-        return Program(jax.jit(run, donate_argnums=0), opts)
+        return Program(run, opts, donate=(0,))
 
     start, collect, train = programs
     options = options or {}

@@ -46,8 +46,8 @@ def init_state(
     algo: ModuleType, key: jax.Array, spec: EnvSpec, config: Any, n_envs: int
 ) -> OffPolicyState:
     """A fresh run state, built by one compiled program (op-by-op it would compile dozens)."""
-    build = jax.jit(lambda k: _build_state(algo, k, spec, config, n_envs))
-    return Program(build, ONCE_OPTIONS)(key)  # runs once: no LLVM optimisation to wait for
+    build = Program(lambda k: _build_state(algo, k, spec, config, n_envs), ONCE_OPTIONS)
+    return build(key)  # runs once: no LLVM optimisation to wait for
 
 
 def state_shapes(algo: ModuleType, spec: EnvSpec, config: Any, n_envs: int) -> OffPolicyState:

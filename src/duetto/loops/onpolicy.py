@@ -80,8 +80,8 @@ def init_state(
 ) -> OnPolicyState:
     """A fresh run state, built by one compiled program."""
     algo.check(config, n_envs)
-    build = jax.jit(lambda k: _build_state(algo, k, spec, config, n_envs))
-    return Program(build, ONCE_OPTIONS)(key)  # runs once: no LLVM optimisation to wait for
+    build = Program(lambda k: _build_state(algo, k, spec, config, n_envs), ONCE_OPTIONS)
+    return build(key)  # runs once: no LLVM optimisation to wait for
 
 
 def state_shapes(algo: ModuleType, spec: EnvSpec, config: Any, n_envs: int) -> OnPolicyState:
