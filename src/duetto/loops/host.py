@@ -35,13 +35,19 @@ class Programs(NamedTuple):
 
 
 def compile_packed(
-    programs: Programs, packing: Packing, big: str | None, options: dict[str, Any] | None = None
+    programs: Programs,
+    packing: Packing,
+    big: str | None,
+    options: dict[str, Any],
+    identity: str,
 ) -> Programs:
     """Each program as one jitted call over the packed carry `(big leaf, packed rest)`, donated
     so that large buffers (the replay) are updated in place; it returns the new carry and the
-    action to take. `big` names a state field kept out of the packing (or None)."""
+    action to take. `big` names a state field kept out of the packing (or None); `identity`
+    names what built `programs` (for the exported-program cache, loops/compiled.py)."""
+    layout = f"{packing.treedef}|{packing.shapes}|{packing.groups}|{packing.whole}|{big}"
 
-    def packed(program: Callable, opts: dict[str, Any]) -> Program:
+    def packed(program: Callable, opts: dict[str, Any], name: str) -> Program:
         def run(carry: tuple, *args: Any) -> tuple[tuple, jnp.ndarray]:
             held, rest = carry
             ls = packing.unpack(rest)
@@ -52,12 +58,15 @@ def compile_packed(
             rest = packing.pack(ls.replace(**{big: None}) if big is not None else ls)
             return (held, rest), ls.last_action
 
-        return Program(run, opts, donate=(0,))
+        return Program(run, opts, donate=(0,), identity=f"{name}|{identity}|{layout}")
 
     start, collect, train = programs
-    options = options or {}
     # start runs once per reset: it gets no LLVM optimisation (see loops/compiled.py).
-    return Programs(packed(start, ONCE_OPTIONS), packed(collect, options), packed(train, options))
+    return Programs(
+        packed(start, ONCE_OPTIONS, "start"),
+        packed(collect, options, "collect"),
+        packed(train, options, "train"),
+    )
 
 
 class EpisodeTracker:
@@ -92,19 +101,22 @@ class HostLoop:
     """Drives a vector env with compiled programs. `run(n, hook)` takes at least n env steps
     and calls `hook(env_steps)` after every vector step; the hook returns False to stop early.
 
-    Subclasses give `programs` (over the structured state), `big` (a state field kept out of
-    the packing, or None) and `use_train(env_steps)`.
+    Subclasses give `programs` (over the structured state) with their `identity` (everything
+    the programs close over, as a string), `big` (a state field kept out of the packing, or
+    None) and `use_train(env_steps)`.
     """
 
     big: str | None = None
     compile_options: dict[str, Any] = {}  # XLA options of the programs (see loops/compiled.py)
 
-    def __init__(self, programs: Programs, vec: gym.vector.VectorEnv, state: Any):
+    def __init__(self, programs: Programs, identity: str, vec: gym.vector.VectorEnv, state: Any):
         self.vec = vec
         self.n_envs = vec.num_envs
         self.edge = ActionEdge(vec.single_action_space)
         self.packing = Packing(self._without_big(state))
-        self.programs = compile_packed(programs, self.packing, self.big, self.compile_options)
+        self.programs = compile_packed(
+            programs, self.packing, self.big, self.compile_options, f"host|{identity}"
+        )
         self._unpack = jax.jit(self._unpack_carry)
         self._unpack_small = jax.jit(self.packing.unpack)  # the state without `big`
         self._pack = jax.jit(self.packing.pack)

@@ -46,7 +46,11 @@ def init_state(
     algo: ModuleType, key: jax.Array, spec: EnvSpec, config: Any, n_envs: int
 ) -> OffPolicyState:
     """A fresh run state, built by one compiled program (op-by-op it would compile dozens)."""
-    build = Program(lambda k: _build_state(algo, k, spec, config, n_envs), ONCE_OPTIONS)
+    build = Program(
+        lambda k: _build_state(algo, k, spec, config, n_envs),
+        ONCE_OPTIONS,
+        identity=f"init|{__name__}|{algo.__name__}|{config!r}|{spec!r}|{n_envs}",
+    )
     return build(key)  # runs once: no LLVM optimisation to wait for
 
 
@@ -200,7 +204,9 @@ class OffPolicyLoop(HostLoop):
     ):
         self.config = config
         self.warmup = max(config.learning_starts, 1)
-        super().__init__(make_programs(algo, config, vec.num_envs), vec, state)
+        n = vec.num_envs
+        identity = f"{type(self).__name__}|{algo.__name__}|{config!r}|{n}"
+        super().__init__(make_programs(algo, config, n), identity, vec, state)
 
     def use_train(self, env_steps: int) -> bool:
         return env_steps + self.n_envs >= self.warmup

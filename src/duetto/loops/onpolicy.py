@@ -80,7 +80,11 @@ def init_state(
 ) -> OnPolicyState:
     """A fresh run state, built by one compiled program."""
     algo.check(config, n_envs)
-    build = Program(lambda k: _build_state(algo, k, spec, config, n_envs), ONCE_OPTIONS)
+    build = Program(
+        lambda k: _build_state(algo, k, spec, config, n_envs),
+        ONCE_OPTIONS,
+        identity=f"init|{__name__}|{algo.__name__}|{config!r}|{spec!r}|{n_envs}",
+    )
     return build(key)  # runs once: no LLVM optimisation to wait for
 
 
@@ -137,7 +141,9 @@ class OnPolicyLoop(HostLoop):
         self, algo: ModuleType, config: Any, vec: gym.vector.VectorEnv, state: OnPolicyState
     ):
         self.config = config
-        super().__init__(make_programs(algo, config, vec.num_envs), vec, state)
+        n = vec.num_envs
+        identity = f"{type(self).__name__}|{algo.__name__}|{config!r}|{n}"
+        super().__init__(make_programs(algo, config, n), identity, vec, state)
 
     def use_train(self, env_steps: int) -> bool:
         return (env_steps // self.n_envs + 1) % self.config.n_steps == 0
