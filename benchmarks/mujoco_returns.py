@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -70,7 +71,14 @@ def train(
 
 
 def summarise(env: str, out: Path) -> None:
-    runs = sorted(str(p) for p in out.glob(f"*-{env}-s*") if (p / "eval.json").exists())
+    # <algo>-<env>-s<seed> only: a run kept under another name (e.g. "-lecun") is a record of
+    # an earlier setting, not part of the grid.
+    grid = re.compile(rf"[a-z0-9-]+-{re.escape(env)}-s\d+")
+    runs = sorted(
+        str(p)
+        for p in out.glob(f"*-{env}-s*")
+        if grid.fullmatch(p.name) and (p / "eval.json").exists()
+    )
     if not runs:
         return
     stem = RESULTS / f"mujoco_{env}"

@@ -255,7 +255,7 @@ print("ok")
 def test_exported_programs_are_reused_and_give_the_same_run(tmp_path, monkeypatch):
     """The exported-program cache: the first run traces and stores its programs, the second
     loads them without tracing, except one whose file was damaged, which is traced again; both
-    give the same bits as a run without the cache."""
+    give the same bits as a run without it."""
     from duetto import compile_cache
     from duetto.loops.compiled import Program
 
@@ -264,7 +264,8 @@ def test_exported_programs_are_reused_and_give_the_same_run(tmp_path, monkeypatc
         agent.learn(128, eval_every=64, eval_episodes=2)
         return _leaves(agent)
 
-    reference = run()  # the tests run with the caches off (conftest)
+    monkeypatch.setattr(compile_cache, "_programs", None)
+    reference = run()
     exports = []
     original = Program._export
     monkeypatch.setattr(Program, "_export", lambda *a: exports.append(1) or original(*a))
