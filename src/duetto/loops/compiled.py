@@ -91,7 +91,11 @@ class Program:
         path = store / f"{key[:40]}.program"
         loaded = _load(path)
         if loaded is None:
-            loaded = self._export(args, in_tree, avals)
+            try:
+                loaded = self._export(args, in_tree, avals)
+            except Exception:  # noqa: BLE001 - the cache must not stop a run: compile plainly
+                # (an error of the program itself is raised again by this trace)
+                return self.jitted.lower(*args).compile(self.options)
             _save(path, *loaded)
         exported, out_tree = loaded
         # The donated arguments' leaves, in the flat argument list of the exported program.
@@ -153,14 +157,15 @@ def _load(path: Path) -> tuple[Any, Any] | None:
 
 def _save(path: Path, exported: Any, out_tree: Any) -> None:
     """Written whole or not at all (a temporary file renamed over), best effort: a cache that
-    cannot be written only costs the next run its tracing."""
-    blob = pickle.dumps({"exported": bytes(exported.serialize()), "out_tree": out_tree})
+    cannot be written (a full disk, no `flatbuffers` for the serialization) only costs the next
+    run its tracing."""
     tmp = None
     try:
+        blob = pickle.dumps({"exported": bytes(exported.serialize()), "out_tree": out_tree})
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
         os.replace(tmp, path)
-    except OSError:
+    except Exception:  # noqa: BLE001
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
