@@ -279,3 +279,16 @@ def test_exported_programs_are_reused_and_give_the_same_run(tmp_path, monkeypatc
     for leaves in (first, second):
         for a, b in zip(reference, leaves, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_program_cache_drops_the_least_recently_used(tmp_path):
+    import os
+
+    from duetto.loops.compiled import _prune
+
+    for i in range(7):
+        (tmp_path / f"{i}.program").write_bytes(b"x")
+        os.utime(tmp_path / f"{i}.program", (i, i))
+    os.utime(tmp_path / "1.program", (10, 10))  # used last
+    _prune(tmp_path, keep=4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{i}.program" for i in (1, 4, 5, 6)]

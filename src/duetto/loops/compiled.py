@@ -33,6 +33,7 @@ from duetto.compile_cache import fingerprint, program_dir
 TRAIN_OPTIONS = {"xla_backend_optimization_level": 1, "xla_llvm_disable_expensive_passes": True}
 ONCE_OPTIONS = {"xla_backend_optimization_level": 0}
 EXPORT_FORMAT = 1
+MAX_PROGRAMS = 500  # files kept in the cache's programs/ directory (tens of KB each)
 
 
 class Program:
@@ -150,7 +151,9 @@ def _load(path: Path) -> tuple[Any, Any] | None:
     try:
         with path.open("rb") as f:
             blob = _Unpickler(f).load()
-        return jax.export.deserialize(bytearray(blob["exported"])), blob["out_tree"]
+        loaded = jax.export.deserialize(bytearray(blob["exported"])), blob["out_tree"]
+        os.utime(path)  # recently used: kept longest by _prune
+        return loaded
     except Exception:  # noqa: BLE001 - absent, truncated or foreign: export it again
         return None
 
@@ -166,6 +169,15 @@ def _save(path: Path, exported: Any, out_tree: Any) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
         os.replace(tmp, path)
+        _prune(path.parent)
     except Exception:  # noqa: BLE001
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+
+
+def _prune(store: Path, keep: int = MAX_PROGRAMS) -> None:
+    """Drop the least recently used programs beyond `keep` (each change of duetto's source or
+    of a setting writes new ones; the old ones would otherwise pile up)."""
+    files = sorted(store.glob("*.program"), key=lambda f: f.stat().st_mtime)
+    for stale in files[: max(len(files) - keep, 0)]:
+        stale.unlink(missing_ok=True)
