@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
+import io
 import os
 import pickle
 import sys
@@ -135,15 +137,22 @@ class Program:
         return exported, out["tree"]
 
 
-class _Unpickler(pickle.Unpickler):
-    """Takes a class from its module when that is already imported, without importing the
-    module's parent packages (pickle's own lookup would run gymnax's package `__init__` for an
-    env state class that duetto loaded without it: see envs/jaxenv.py)."""
+class _Pickler(pickle.Pickler):
+    """Writes classes (the node types of an output structure) by name, without the import
+    check of pickle's own: that would import a class's parent packages, all of gymnax for an
+    env state class that duetto loaded without them (see envs/jaxenv.py)."""
 
-    def find_class(self, module: str, name: str) -> Any:
-        if module in sys.modules:
-            return functools.reduce(getattr, name.split("."), sys.modules[module])
-        return super().find_class(module, name)
+    def persistent_id(self, obj: Any) -> Any:
+        return ("class", obj.__module__, obj.__qualname__) if isinstance(obj, type) else None
+
+
+class _Unpickler(pickle.Unpickler):
+    """Reads what _Pickler wrote, taking a class from its module when that is imported."""
+
+    def persistent_load(self, pid: Any) -> Any:
+        _, module, qualname = pid
+        found = sys.modules.get(module) or importlib.import_module(module)
+        return functools.reduce(getattr, qualname.split("."), found)
 
 
 def _load(path: Path) -> tuple[Any, Any] | None:
@@ -164,7 +173,9 @@ def _save(path: Path, exported: Any, out_tree: Any) -> None:
     run its tracing."""
     tmp = None
     try:
-        blob = pickle.dumps({"exported": bytes(exported.serialize()), "out_tree": out_tree})
+        buffer = io.BytesIO()
+        _Pickler(buffer).dump({"exported": bytes(exported.serialize()), "out_tree": out_tree})
+        blob = buffer.getvalue()
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
