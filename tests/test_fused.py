@@ -230,7 +230,7 @@ def test_sweep_bad_input_is_refused_clearly():
 
 def test_classic_gymnax_envs_load_without_all_of_gymnax():
     """A classic-control env skips gymnax's package imports (every env, seaborn included); a
-    later `import gymnax` still works and gives the same classes."""
+    later `import gymnax` still works, whole, and gives the same classes."""
     import subprocess
     import sys
 
@@ -240,8 +240,9 @@ import jax
 import numpy as np
 from duetto.envs.jaxenv import CLASSIC, make_jax_env
 envs = {n: make_jax_env("gymnax:" + n, "ppo", ("discrete", "box")) for n in CLASSIC}
-assert "gymnax" not in sys.modules and "seaborn" not in sys.modules, "gymnax imported"
+assert "seaborn" not in sys.modules, "all of gymnax imported"
 import gymnax
+assert gymnax.environments.spaces.Box and gymnax.environments.classic_control.CartPole
 for name, env in envs.items():
     real, params = gymnax.make(name)
     same = jax.tree.map(lambda a, b: bool(np.all(a == b)), params, env.params)
@@ -292,3 +293,27 @@ def test_program_cache_drops_the_least_recently_used(tmp_path):
     os.utime(tmp_path / "1.program", (10, 10))  # used last
     _prune(tmp_path, keep=4)
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{i}.program" for i in (1, 4, 5, 6)]
+
+
+def test_program_keys_follow_jax_settings_and_outside_algorithm_source(tmp_path):
+    """What the exported-program cache's keys hold beyond a program's own description: the JAX
+    settings of the moment, and the source of an algorithm module from outside duetto."""
+    import importlib.util
+
+    import duetto.algorithms.sac as sac
+    from duetto.compile_cache import fingerprint, module_tag
+
+    plain = fingerprint()
+    with jax.default_matmul_precision("highest"):
+        assert fingerprint() != plain
+    assert fingerprint() == plain
+    assert module_tag(sac) == "duetto.algorithms.sac"
+    source = tmp_path / "my_algo.py"
+    tags = []
+    for body in ("X = 1\n", "X = 2\n"):
+        source.write_text(body)
+        spec = importlib.util.spec_from_file_location("my_algo", source)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        tags.append(module_tag(module))
+    assert tags[0].startswith("my_algo@") and tags[0] != tags[1]

@@ -125,14 +125,17 @@ def _train_parser(algo_name: str | None) -> tuple[_Parser, list[str]]:
 
 
 def parse_steps(text: str) -> int:
-    """--steps: a positive number of env steps."""
+    """--steps: a positive whole number of env steps (1e6 and 1_000_000 are fine too)."""
     try:
-        steps = int(text)
+        value = float(text)
     except ValueError:
-        steps = 0
-    if steps < 1:
-        raise DuettoError(f"--steps must be a positive number of env steps, got '{text}'.")
-    return steps
+        value = 0.0
+    if not (value >= 1 and value.is_integer()):
+        raise DuettoError(
+            f"--steps must be a positive whole number of env steps (e.g. 20000 or 1e6), "
+            f"got '{text}'."
+        )
+    return int(value)
 
 
 def parse_seeds(text: str) -> list[int]:

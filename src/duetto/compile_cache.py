@@ -14,9 +14,19 @@ import hashlib
 import os
 from importlib import metadata
 from pathlib import Path
+from types import ModuleType
 
 import jax
 
+# JAX settings that change what a trace produces.
+TRACE_SETTINGS = (
+    "jax_enable_x64",
+    "jax_default_matmul_precision",
+    "jax_default_prng_impl",
+    "jax_threefry_partitionable",
+    "jax_numpy_rank_promotion",
+    "jax_numpy_dtype_promotion",
+)
 _programs: Path | None = None
 _fingerprint: str | None = None
 
@@ -45,8 +55,9 @@ def program_dir() -> Path | None:
 
 
 def fingerprint() -> str:
-    """What a traced program depends on beyond its own description: duetto's source, the
-    versions of the libraries it traces through, and the JAX settings that change a trace."""
+    """What a traced program depends on beyond its own description: duetto's source and the
+    versions of the libraries it traces through (hashed once per process), and the backend and
+    JAX settings that change a trace (read at every call: they can change during a session)."""
     global _fingerprint
     if _fingerprint is None:
         h = hashlib.sha256()
@@ -59,15 +70,17 @@ def fingerprint() -> str:
                 h.update(f"{dist}={metadata.version(dist)}".encode())
             except metadata.PackageNotFoundError:
                 h.update(f"{dist}=none".encode())
-        for name in (
-            "jax_enable_x64",
-            "jax_default_matmul_precision",
-            "jax_default_prng_impl",
-            "jax_threefry_partitionable",
-            "jax_numpy_rank_promotion",
-            "jax_numpy_dtype_promotion",
-        ):
-            h.update(f"{name}={getattr(jax.config, name, None)}".encode())
-        h.update(os.environ.get("XLA_FLAGS", "").encode())
         _fingerprint = h.hexdigest()
-    return _fingerprint
+    settings = [jax.default_backend(), os.environ.get("XLA_FLAGS", "")]
+    settings += [f"{name}={getattr(jax.config, name, None)}" for name in TRACE_SETTINGS]
+    return f"{_fingerprint}|{'|'.join(settings)}"
+
+
+def module_tag(module: ModuleType) -> str:
+    """A module's name, and for one outside duetto (a user's algorithm), a hash of its source,
+    which `fingerprint` does not cover."""
+    source = getattr(module, "__file__", None)
+    package = Path(__file__).resolve().parent
+    if source is None or Path(source).resolve().is_relative_to(package):
+        return module.__name__
+    return f"{module.__name__}@{hashlib.sha256(Path(source).read_bytes()).hexdigest()[:16]}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import threading
 import types
 from dataclasses import dataclass
 from typing import Any
@@ -93,35 +94,60 @@ class JaxEnv:
         return low + 0.5 * (jnp.clip(action, -1.0, 1.0) + 1.0) * (high - low)
 
 
+_COMPLETING = threading.RLock()  # completing gymnax completes gymnax.environments
+_PACKAGES = ("gymnax", "gymnax.environments")
+
+
+def _gymnax_complete() -> bool:
+    """Whether gymnax's package has run its `__init__` (imported by the user, or completed)."""
+    module = sys.modules.get("gymnax")
+    return module is not None and "__getattr__" not in vars(module)
+
+
+def _lazy_package(name: str) -> types.ModuleType:
+    """The package `name`, created without running its `__init__`: it runs on the first access
+    to an attribute the package does not have yet and that is not one of its submodules
+    (PEP 562), so that `import gymnax; gymnax.make(...)` still works later, on the same module
+    objects."""
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+
+    def __getattr__(attr: str) -> Any:
+        if attr.startswith("__") and attr != "__all__":
+            raise AttributeError(attr)
+        if importlib.util.find_spec(f"{name}.{attr}") is not None:
+            return importlib.import_module(f"{name}.{attr}")  # a submodule: it alone
+        with _COMPLETING:
+            if "__getattr__" in vars(module):
+                del module.__getattr__
+                spec.loader.exec_module(module)
+        return getattr(module, attr)
+
+    module.__getattr__ = __getattr__  # type: ignore[method-assign]
+    return module
+
+
 def _light_import(*names: str) -> list[types.ModuleType]:
     """gymnax submodules (e.g. gymnax.environments.classic_control), imported without running
     gymnax's package `__init__`s, which import every gymnax environment (seaborn, matplotlib,
-    pandas and scipy among them): 1.3 s of a fused run's start.
-
-    Stand-in parent packages, with the real directories as their paths, are in `sys.modules`
-    only while the submodules load; a later `import gymnax` then runs the real package, which
-    picks up the same submodules."""
-    spec = importlib.util.find_spec("gymnax")
-    if spec is None or not spec.submodule_search_locations:
-        return [importlib.import_module(name) for name in names]
-    root = spec.submodule_search_locations[0]
-    stand_ins = {"gymnax": root, "gymnax.environments": f"{root}/environments"}
-    for name, path in stand_ins.items():
-        package = types.ModuleType(name)
-        package.__path__ = [path]
-        sys.modules[name] = package
-    try:
-        return [importlib.import_module(name) for name in names]
-    finally:
-        for name in stand_ins:
-            del sys.modules[name]
+    pandas and scipy among them): 1.3 s of a fused run's start. The packages are put in
+    `sys.modules` as lazy modules that complete themselves when first used."""
+    with _COMPLETING:
+        if "gymnax" not in sys.modules and importlib.util.find_spec("gymnax") is not None:
+            for name in _PACKAGES:
+                package = sys.modules[name] = _lazy_package(name)
+                parent, _, child = name.rpartition(".")
+                if parent:
+                    setattr(sys.modules[parent], child, package)
+    return [importlib.import_module(name) for name in names]
 
 
 def _gymnax_make(name: str) -> tuple[Any, Any, types.ModuleType]:
     """gymnax.make(name) and gymnax's spaces module; a classic-control env without importing
-    all of gymnax, unless gymnax is already imported (it may hold environments registered at
+    all of gymnax, unless the user has imported it (it may hold environments registered at
     run time)."""
-    if name in CLASSIC and "gymnax" not in sys.modules:
+    if name in CLASSIC and not _gymnax_complete():
         classic, spaces = _light_import(
             "gymnax.environments.classic_control", "gymnax.environments.spaces"
         )

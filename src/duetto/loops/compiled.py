@@ -23,6 +23,7 @@ import os
 import pickle
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -111,8 +112,12 @@ class Program:
                 donated += range(position, position + n)
             position += n
         leaves = jax.tree.leaves([a for i, a in enumerate(args) if i not in self.static])
-        flat = jax.jit(exported.call, donate_argnums=tuple(donated))
-        compiled = flat.lower(*leaves).compile(self.options)
+        try:
+            flat = jax.jit(exported.call, donate_argnums=tuple(donated))
+            compiled = flat.lower(*leaves).compile(self.options)
+        except Exception:  # noqa: BLE001 - a file that loads but does not fit: drop it
+            path.unlink(missing_ok=True)
+            return self.jitted.lower(*args).compile(self.options)
 
         def call(*dynamic: Any) -> Any:
             leaves, tree = jax.tree.flatten(list(dynamic))
@@ -161,10 +166,13 @@ def _load(path: Path) -> tuple[Any, Any] | None:
         with path.open("rb") as f:
             blob = _Unpickler(f).load()
         loaded = jax.export.deserialize(bytearray(blob["exported"])), blob["out_tree"]
-        os.utime(path)  # recently used: kept longest by _prune
-        return loaded
     except Exception:  # noqa: BLE001 - absent, truncated or foreign: export it again
         return None
+    try:
+        os.utime(path)  # recently used: kept longest by _prune
+    except OSError:
+        pass  # a read-only cache still serves
+    return loaded
 
 
 def _save(path: Path, exported: Any, out_tree: Any) -> None:
@@ -188,7 +196,12 @@ def _save(path: Path, exported: Any, out_tree: Any) -> None:
 
 def _prune(store: Path, keep: int = MAX_PROGRAMS) -> None:
     """Drop the least recently used programs beyond `keep` (each change of duetto's source or
-    of a setting writes new ones; the old ones would otherwise pile up)."""
+    of a setting writes new ones; the old ones would otherwise pile up), and stale temporary
+    files."""
     files = sorted(store.glob("*.program"), key=lambda f: f.stat().st_mtime)
     for stale in files[: max(len(files) - keep, 0)]:
         stale.unlink(missing_ok=True)
+    hour_ago = time.time() - 3600
+    for tmp in store.glob("*.tmp"):  # left by a process killed while writing
+        if tmp.stat().st_mtime < hour_ago:
+            tmp.unlink(missing_ok=True)

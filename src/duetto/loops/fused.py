@@ -21,6 +21,7 @@ import flax
 import jax
 import jax.numpy as jnp
 
+from duetto.compile_cache import module_tag
 from duetto.data.replay import Replay, Transition, replay_add, replay_init
 from duetto.data.rollout import Rollout
 from duetto.envs.jaxenv import JaxEnv
@@ -56,7 +57,7 @@ class FusedLoop:
         if self.on_policy:
             algo.check(config, n_envs)
         # Everything the programs close over, for the exported-program cache (compiled.py).
-        identity = f"fused|{algo.__name__}|{config!r}|{env.env_id}|{env.params!r}|{n_envs}"
+        identity = f"fused|{module_tag(algo)}|{config!r}|{env.env_id}|{env.params!r}|{n_envs}"
         self._train = Program(
             self._train_all, TRAIN_OPTIONS, donate=(0,), identity=f"train|{identity}"
         )
@@ -94,12 +95,12 @@ class FusedLoop:
     def init(self, seeds: list[int], eval_offset: int) -> FusedState:
         """A fresh state per seed: [n_seeds] along the leading axis.
 
-        Built INIT_CHUNK seeds per call (the last chunk padded): XLA:CPU (jax 0.10.2) deadlocks
-        executing the init program vmapped over 128 or more seeds (every thread waits on a
-        futex; the batched QR decompositions of orthogonal initialisation are involved; 64 seeds
-        are fine)."""
+        Built in equal chunks of at most INIT_CHUNK seeds (the last one padded): XLA:CPU
+        (jax 0.10.2) deadlocks executing the init program vmapped over 128 or more seeds (every
+        thread waits on a futex; the batched QR decompositions of orthogonal initialisation are
+        involved; 64 seeds are fine)."""
         n = len(seeds)
-        chunk = min(n, INIT_CHUNK)
+        chunk = -(-n // -(-n // INIT_CHUNK))  # equal chunks of at most INIT_CHUNK seeds
         padded = list(seeds) + [seeds[-1]] * (-n % chunk)
         keys = jnp.stack([jax.random.PRNGKey(s) for s in padded])
         eval_keys = jnp.stack([jax.random.PRNGKey(s + eval_offset) for s in padded])

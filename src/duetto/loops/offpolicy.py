@@ -22,6 +22,7 @@ import gymnasium as gym
 import jax
 import jax.numpy as jnp
 
+from duetto.compile_cache import module_tag
 from duetto.data.replay import Replay, Transition, replay_add, replay_init, replay_sample
 from duetto.envs.spec import EnvSpec
 from duetto.loops.compiled import ONCE_OPTIONS, Program
@@ -49,7 +50,7 @@ def init_state(
     build = Program(
         lambda k: _build_state(algo, k, spec, config, n_envs),
         ONCE_OPTIONS,
-        identity=f"init|{__name__}|{algo.__name__}|{config!r}|{spec!r}|{n_envs}",
+        identity=f"init|{__name__}|{module_tag(algo)}|{config!r}|{spec!r}|{n_envs}",
     )
     return build(key)  # runs once: no LLVM optimisation to wait for
 
@@ -205,7 +206,7 @@ class OffPolicyLoop(HostLoop):
         self.config = config
         self.warmup = max(config.learning_starts, 1)
         n = vec.num_envs
-        identity = f"{type(self).__name__}|{algo.__name__}|{config!r}|{n}"
+        identity = f"{type(self).__name__}|{module_tag(algo)}|{config!r}|{n}"
         super().__init__(make_programs(algo, config, n), identity, vec, state)
 
     def use_train(self, env_steps: int) -> bool:

@@ -20,6 +20,7 @@ import gymnasium as gym
 import jax
 import jax.numpy as jnp
 
+from duetto.compile_cache import module_tag
 from duetto.data.rollout import Rollout
 from duetto.envs.spec import EnvSpec
 from duetto.loops.compiled import ONCE_OPTIONS, TRAIN_OPTIONS, Program
@@ -83,7 +84,7 @@ def init_state(
     build = Program(
         lambda k: _build_state(algo, k, spec, config, n_envs),
         ONCE_OPTIONS,
-        identity=f"init|{__name__}|{algo.__name__}|{config!r}|{spec!r}|{n_envs}",
+        identity=f"init|{__name__}|{module_tag(algo)}|{config!r}|{spec!r}|{n_envs}",
     )
     return build(key)  # runs once: no LLVM optimisation to wait for
 
@@ -142,7 +143,7 @@ class OnPolicyLoop(HostLoop):
     ):
         self.config = config
         n = vec.num_envs
-        identity = f"{type(self).__name__}|{algo.__name__}|{config!r}|{n}"
+        identity = f"{type(self).__name__}|{module_tag(algo)}|{config!r}|{n}"
         super().__init__(make_programs(algo, config, n), identity, vec, state)
 
     def use_train(self, env_steps: int) -> bool:
