@@ -20,6 +20,7 @@ from typing import Any
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from duetto.compile_cache import module_tag
 from duetto.data.replay import Replay, Transition, replay_add, replay_init
@@ -44,9 +45,6 @@ class FusedState:
     episode_length: jnp.ndarray  # [n_envs]
 
 
-INIT_CHUNK = 32  # seeds per init call (see FusedLoop.init)
-
-
 class FusedLoop:
     """The compiled programs of one fused run (an algorithm, a gymnax env, n_envs, n_seeds)."""
 
@@ -67,7 +65,7 @@ class FusedLoop:
             static=(1,),
             identity=f"evaluate|{identity}",
         )
-        self._init = Program(jax.vmap(self._init_one), ONCE_OPTIONS, identity=f"init|{identity}")
+        self._init = Program(self._init_one, ONCE_OPTIONS, identity=f"init|{identity}")
 
     # ---- state ----------------------------------------------------------------------------
 
@@ -95,22 +93,16 @@ class FusedLoop:
     def init(self, seeds: list[int], eval_offset: int) -> FusedState:
         """A fresh state per seed: [n_seeds] along the leading axis.
 
-        Built in equal chunks of at most INIT_CHUNK seeds (the last one padded): XLA:CPU
-        (jax 0.10.2) deadlocks executing the init program vmapped over 128 or more seeds (every
-        thread waits on a futex; the batched QR decompositions of orthogonal initialisation are
-        involved; 64 seeds are fine)."""
-        n = len(seeds)
-        chunk = -(-n // -(-n // INIT_CHUNK))  # equal chunks of at most INIT_CHUNK seeds
-        padded = list(seeds) + [seeds[-1]] * (-n % chunk)
-        keys = jnp.stack([jax.random.PRNGKey(s) for s in padded])
-        eval_keys = jnp.stack([jax.random.PRNGKey(s + eval_offset) for s in padded])
+        One seed per call of the init program, stacked on the host (NumPy: no program per
+        leaf). Vmapped, XLA:CPU (jax 0.10.2) deadlocks executing the init program at times:
+        every thread waits on a futex and the process uses no CPU. It needs the batched QR
+        decompositions of orthogonal initialisation: always at 128 seeds or more, and once in
+        a test run at 3 seeds."""
         states = [
-            self._init(keys[i : i + chunk], eval_keys[i : i + chunk])
-            for i in range(0, len(padded), chunk)
+            self._init(jax.random.PRNGKey(s), jax.random.PRNGKey(s + eval_offset)) for s in seeds
         ]
-        if len(states) == 1:
-            return states[0]
-        return jax.tree.map(lambda *leaves: jnp.concatenate(leaves)[:n], *states)
+        stacked = jax.tree.map(lambda *leaves: np.stack([np.asarray(x) for x in leaves]), *states)
+        return jax.device_put(stacked)
 
     def shapes(self, n_seeds: int) -> FusedState:
         key = jax.ShapeDtypeStruct((2,), jnp.uint32)
