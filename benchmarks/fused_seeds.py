@@ -13,6 +13,10 @@ env steps, with one in-graph evaluation (10 episodes per seed) per chunk of `--c
 
     python benchmarks/fused_seeds.py                      # seeds 1,16,256 and the throughput
     python benchmarks/fused_seeds.py --seeds 1,16 --no-throughput
+    python benchmarks/fused_seeds.py --cpu-devices 1      # all seeds on one device, as before
+
+duetto splits the seeds over one CPU device per core (duetto/devices.py); `--cpu-devices N`
+sets DUETTO_CPU_DEVICES for the workers (1: one device, XLA's threads spread each operation).
 """
 
 from __future__ import annotations
@@ -55,12 +59,15 @@ def worker(preset: str, n_seeds: int, steps: int, chunk: int) -> dict[str, Any]:
         "wall": wall,
         "compile_and_first_chunk": first,
         "env_steps_per_s": done * n_seeds / wall,
+        "devices": len(jax.tree.leaves(agent.loop_state)[0].sharding.device_set),
         "final_seed_returns": agent.last_eval["seed_returns"],
     }
 
 
 def launch(args: argparse.Namespace, preset: str, n_seeds: int, steps: int, chunk: int) -> dict:
     env = {**os.environ, "DUETTO_COMPILATION_CACHE": "0"}
+    if args.cpu_devices:
+        env["DUETTO_CPU_DEVICES"] = str(args.cpu_devices)
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
         cmd = [
             "taskset",
@@ -81,9 +88,9 @@ def launch(args: argparse.Namespace, preset: str, n_seeds: int, steps: int, chun
 
 def render(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| preset | seeds | env steps per seed | wall s (no compile) | × one seed | per-seed cost "
-        "vs one seed | env steps/s (all seeds) | compile + 1st chunk s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| preset | seeds | devices | env steps per seed | wall s (no compile) | × one seed | "
+        "per-seed cost vs one seed | env steps/s (all seeds) | compile + 1st chunk s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     one = {r["preset"]: r for r in rows if r["n_seeds"] == 1}
     for r in rows:
@@ -95,7 +102,8 @@ def render(rows: list[dict[str, Any]]) -> str:
         )
         per_seed = ratio / r["n_seeds"] if ratio else None
         lines.append(
-            f"| {r['preset']} | {r['n_seeds']} | {r['steps_per_seed']:,} | {r['wall']:.2f} | "
+            f"| {r['preset']} | {r['n_seeds']} | {r['devices']} | {r['steps_per_seed']:,} | "
+            f"{r['wall']:.2f} | "
             f"{'–' if ratio is None else f'{ratio:.2f}×'} | "
             f"{'–' if per_seed is None else f'{per_seed:.3f}'} | {r['env_steps_per_s']:,.0f} | "
             f"{r['compile_and_first_chunk']:.2f} |"
@@ -110,6 +118,7 @@ def main() -> None:
     p.add_argument("--chunk", type=int, default=10_240, help="env steps per chunk (evaluation)")
     p.add_argument("--throughput", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--cpus", default="0,1")
+    p.add_argument("--cpu-devices", type=int, help="DUETTO_CPU_DEVICES for the workers")
     p.add_argument("--timeout", type=float, default=900)
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)

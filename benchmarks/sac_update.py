@@ -80,7 +80,10 @@ def worker(name: str, k: int, min_time: float, dtype: str) -> dict:
     spec = EnvSpec(obs, act)
     state = init_state(sac, jax.random.PRNGKey(0), spec, config, 1)
     packing = Packing(state.replace(replay=None))
-    start, _, step = compile_packed(make_programs(sac, config, 1), packing, "replay")
+    # no identity cache key that a run could share: this process times its own compilation
+    start, _, step = compile_packed(
+        make_programs(sac, config, 1), packing, "replay", {}, f"sac_update|{config!r}"
+    )
     carry = (state.replay, jax.jit(packing.pack)(state.replace(replay=None)))
     zero_obs = np.zeros((1, obs), np.float32)
     t0 = time.perf_counter()

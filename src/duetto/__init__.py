@@ -17,7 +17,9 @@ if _cores and hasattr(os, "sched_setaffinity"):
     os.sched_setaffinity(0, {int(c) for c in _cores.split(",")})
 
 from duetto.compile_cache import enable_persistent_cache  # noqa: E402
+from duetto.devices import use_cpu_cores  # noqa: E402
 
+use_cpu_cores()  # after the pinning above: one CPU device per core this process may use
 enable_persistent_cache()
 
 from duetto.agent import DDPG, DSACT, PPO, SAC, TD3, Agent, load  # noqa: E402

@@ -106,7 +106,7 @@ class FusedAgent:
                         [r["hparams"][name] for r in self.runs], jnp.float32
                     )
                 state = state.replace(algo=state.algo.replace(hparams=hparams))
-        self.loop_state = state
+        self.loop_state = self.loop.place(state)
         self._run_dir_arg = run_dir
         self.run_dir: Path | None = None
         self._loggers: list[RunLogger] = []

@@ -202,9 +202,16 @@ def _networks(config: PPOConfig, spec: EnvSpec) -> tuple[Any, MLP]:
 
 
 def _optimizer(config: PPOConfig) -> optax.GradientTransformation:
-    """Clip, then Adam's direction; the (scheduled) step size is applied in `update`."""
-    return optax.chain(
-        optax.clip_by_global_norm(config.max_grad_norm), optax.scale_by_adam(eps=config.adam_eps)
+    """Clip, then Adam's direction; the (scheduled) step size is applied in `update`.
+
+    Over all parameters as one vector (`optax.flatten`): the same elementwise arithmetic as
+    per array, in a few operations instead of a few per array, which is most of the cost of a
+    minibatch step for networks this small (fused CartPole: 7 % more env steps/s)."""
+    return optax.flatten(
+        optax.chain(
+            optax.clip_by_global_norm(config.max_grad_norm),
+            optax.scale_by_adam(eps=config.adam_eps),
+        )
     )
 
 

@@ -69,7 +69,7 @@ class Program:
                 pass
         signature = (
             jax.tree.structure(dynamic),
-            tuple((jnp.shape(x), jnp.result_type(x)) for x in jax.tree.leaves(dynamic)),
+            tuple((jnp.shape(x), jnp.result_type(x), _split(x)) for x in jax.tree.leaves(dynamic)),
             tuple(args[i] for i in self.static),
         )
         if signature not in self.compiled:
@@ -137,9 +137,18 @@ class Program:
             result, out["tree"] = jax.tree.flatten(self.fn(*full))
             return result
 
-        shapes = [jax.ShapeDtypeStruct(shape, dtype) for shape, dtype in avals]
+        shapes = [
+            jax.ShapeDtypeStruct(shape, dtype, sharding=split) for shape, dtype, split in avals
+        ]
         exported = jax.export.export(jax.jit(flat))(*shapes)
         return exported, out["tree"]
+
+
+def _split(x: Any) -> jax.sharding.Sharding | None:
+    """The sharding of an argument split over several devices (part of a program's signature:
+    the program is partitioned for it), or None for one on a single device or on the host."""
+    sharding = getattr(x, "sharding", None)
+    return sharding if sharding is not None and len(sharding.device_set) > 1 else None
 
 
 class _Pickler(pickle.Pickler):

@@ -8,7 +8,9 @@ to their end in-graph. The host calls `train` once per chunk (an evaluation inte
 progress, logs, evaluations and checkpoints still happen during a long run, and both programs
 take the chunk length as an argument: they compile once per run, whatever the budget.
 
-The state of every seed has a leading [n_seeds] axis. The loop knows an algorithm only by its
+The state of every seed has a leading [n_seeds] axis, split over the devices when there are
+several (duetto/devices.py: on a CPU, one device per core), so that each device trains its share
+of the seeds. The loop knows an algorithm only by its
 module interface (init, act, update; explore for on-policy) and the loop fields of its config.
 """
 
@@ -25,6 +27,7 @@ import numpy as np
 from duetto.compile_cache import module_tag
 from duetto.data.replay import Replay, Transition, replay_add, replay_init
 from duetto.data.rollout import Rollout
+from duetto.devices import runs_sharding
 from duetto.envs.jaxenv import JaxEnv
 from duetto.loops.compiled import ONCE_OPTIONS, TRAIN_OPTIONS, Program
 from duetto.loops.offpolicy import maybe_gradient_steps, warmup_action
@@ -66,6 +69,7 @@ class FusedLoop:
             identity=f"evaluate|{identity}",
         )
         self._init = Program(self._init_one, ONCE_OPTIONS, identity=f"init|{identity}")
+        self.sharding: jax.sharding.Sharding | None = None  # of the runs' axis, set by place
 
     # ---- state ----------------------------------------------------------------------------
 
@@ -91,7 +95,8 @@ class FusedLoop:
         )
 
     def init(self, seeds: list[int], eval_offset: int) -> FusedState:
-        """A fresh state per seed: [n_seeds] along the leading axis.
+        """A fresh state per seed: [n_seeds] along the leading axis, in host memory (see
+        `place`).
 
         One seed per call of the init program, stacked on the host (NumPy: no program per
         leaf). Vmapped, XLA:CPU (jax 0.10.2) deadlocks executing the init program at times:
@@ -101,8 +106,17 @@ class FusedLoop:
         states = [
             self._init(jax.random.PRNGKey(s), jax.random.PRNGKey(s + eval_offset)) for s in seeds
         ]
-        stacked = jax.tree.map(lambda *leaves: np.stack([np.asarray(x) for x in leaves]), *states)
-        return jax.device_put(stacked)
+        return jax.tree.map(lambda *leaves: np.stack([np.asarray(x) for x in leaves]), *states)
+
+    def place(self, state: FusedState) -> FusedState:
+        """The runs' state on the devices: split along the runs over as many devices as divide
+        their number (duetto/devices.py), or on the default device. The programs keep that
+        layout, so a run is placed once."""
+        n_runs = jax.tree.leaves(state)[0].shape[0]
+        self.sharding = runs_sharding(n_runs)
+        if self.sharding is None:
+            return jax.device_put(state)
+        return jax.device_put(state, self.sharding)
 
     def shapes(self, n_seeds: int) -> FusedState:
         key = jax.ShapeDtypeStruct((2,), jnp.uint32)
@@ -219,6 +233,8 @@ class FusedLoop:
             "episode_return_sum": ep_sum,
             "episodes": ep_count,
         }
+        if self.sharding is not None:  # the next chunk takes the state as this one did
+            fs, summary = jax.lax.with_sharding_constraint((fs, summary), self.sharding)
         return fs, summary
 
     def _evaluate_one(self, fs: FusedState, episodes: int) -> dict:
@@ -252,7 +268,8 @@ class FusedLoop:
 
     def train(self, state: FusedState, iterations: int) -> tuple[FusedState, dict]:
         """`iterations` iterations of every run (runs step in lockstep: one env-step count)."""
-        start = jnp.asarray(state.env_steps[0], jnp.int32)  # before `state` is donated
+        # Read before `state` is donated; a host number, on no device of its own.
+        start = jnp.asarray(int(state.env_steps[0]), jnp.int32)
         return self._train(state, jnp.asarray(iterations, jnp.int32), start)
 
     def evaluate(self, state: FusedState, episodes: int) -> dict:

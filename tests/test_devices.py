@@ -1,0 +1,77 @@
+"""Runs split over devices: one CPU device per core, a fused run's seeds sharded across them,
+the same runs as on one device, and a bad device count refused clearly."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from duetto.devices import runs_sharding
+
+# Two seeds of fused PPO: the leaves of the state after training, and how many seeds each
+# device holds (the leading axis of each leaf's shard) after the first and the second call.
+SCRIPT = """
+import json, sys
+import jax, numpy as np
+import duetto
+agent = duetto.PPO("gymnax:CartPole-v1", seeds=[3, 5], n_envs=4, run_dir=False, hidden=(16, 16),
+                   n_steps=32, batch_size=64, n_epochs=2)
+agent.learn(640, eval_every=320)
+per_device = {x.sharding.shard_shape(x.shape)[0] for x in jax.tree.leaves(agent.loop_state)}
+agent.learn(320, eval_every=320)  # the layout the programs return is the one they take
+per_device |= {x.sharding.shard_shape(x.shape)[0] for x in jax.tree.leaves(agent.loop_state)}
+np.savez(sys.argv[1], *[np.asarray(x) for x in jax.tree.leaves(agent.loop_state)])
+print(json.dumps({"cpus": len(jax.devices()), "per_device": sorted(per_device),
+                  "returns": agent.last_eval["seed_returns"]}))
+"""
+
+
+def _run(tmp_path, devices: str) -> tuple[dict, list[np.ndarray]]:
+    out = tmp_path / f"state-{devices}.npz"
+    env = {**os.environ, "DUETTO_CPU_DEVICES": devices}
+    r = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(out)], capture_output=True, text=True, env=env
+    )
+    assert r.returncode == 0, r.stderr
+    with np.load(out) as f:
+        leaves = [f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
+    return json.loads(r.stdout.strip().splitlines()[-1]), leaves
+
+
+def test_seeds_are_split_over_cpu_devices_and_train_as_on_one(tmp_path):
+    split, split_leaves = _run(tmp_path, "2")
+    one, one_leaves = _run(tmp_path, "1")
+    assert split["cpus"] == 2 and split["per_device"] == [1], split  # a seed on each device
+    assert one["cpus"] == 1 and one["per_device"] == [2], one
+    # The same runs: each device computes its seed as the single device does both (float
+    # results may differ in the last bits with the batch a matmul sees).
+    for a, b in zip(split_leaves, one_leaves, strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(split["returns"], one["returns"], rtol=1e-5)
+
+
+def test_runs_are_split_over_the_devices_that_divide_them():
+    n = len(jax.devices())
+    for runs in (1, 2, 3, 4, 6, 16):
+        shards = max(d for d in range(1, n + 1) if runs % d == 0)
+        sharding = runs_sharding(runs)
+        if shards == 1:
+            assert sharding is None
+        else:
+            assert len(sharding.device_set) == shards
+            assert sharding.shard_shape((runs, 7)) == (runs // shards, 7)
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_a_bad_device_count_is_refused_clearly(value):
+    env = {**os.environ, "DUETTO_CPU_DEVICES": value}
+    r = subprocess.run(
+        [sys.executable, "-c", "import duetto"], capture_output=True, text=True, env=env
+    )
+    assert r.returncode != 0
+    assert "DUETTO_CPU_DEVICES must be a positive integer" in r.stderr
+    assert repr(value) in r.stderr.splitlines()[-1]
