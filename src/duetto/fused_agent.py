@@ -97,6 +97,7 @@ class FusedAgent:
         if isinstance(run_dir, str | Path):
             check_new_run_dir(Path(run_dir))
         self.loop = FusedLoop(algo, config, self.jax_env, self.n_envs)
+        self.loop.prepare(len(self.runs))
         if state is None:
             state = self.loop.init([r["seed"] for r in self.runs], EVAL_SEED_OFFSET)
             if self.sweep:
@@ -158,6 +159,7 @@ class FusedAgent:
             if not isinstance(value, int | np.integer) or value < 1:
                 raise DuettoError(f"{name} must be a positive integer, got {value!r}.")
         self._open_run_dir()
+        self.loop.prepare_evaluate(int(eval_episodes))
         per_iteration = self.loop.steps_per_iteration
         every = eval_every or max(total_steps // 10, 1)
         per_chunk = max(-(-every // per_iteration), 1)

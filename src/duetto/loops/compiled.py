@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -67,15 +68,32 @@ class Program:
                 return self.last[1](*dynamic)
             except (TypeError, ValueError):
                 pass
-        signature = (
+        signature = self._signature(args)
+        compiled = self.compiled.get(signature)
+        if compiled is None:
+            compiled = self._compile(args, signature)
+        elif isinstance(compiled, Future):  # compiled in the background (`prepare`)
+            compiled = compiled.result()
+        self.compiled[signature] = compiled
+        self.last = (signature[2], compiled)
+        return compiled(*dynamic)
+
+    def prepare(self, *args: Any) -> None:
+        """Start compiling for arguments like these (`jax.ShapeDtypeStruct` leaves will do) in
+        a background thread: XLA compiles without holding Python's lock, so programs that a
+        run needs one after another compile side by side.
+        The first call with such arguments waits for the result."""
+        signature = self._signature(args)
+        if signature not in self.compiled:
+            self.compiled[signature] = _background().submit(self._compile, args, signature)
+
+    def _signature(self, args: tuple) -> tuple:
+        dynamic = [a for i, a in enumerate(args) if i not in self.static]
+        return (
             jax.tree.structure(dynamic),
             tuple((jnp.shape(x), jnp.result_type(x), _split(x)) for x in jax.tree.leaves(dynamic)),
             tuple(args[i] for i in self.static),
         )
-        if signature not in self.compiled:
-            self.compiled[signature] = self._compile(args, signature)
-        self.last = (signature[2], self.compiled[signature])
-        return self.compiled[signature](*dynamic)
 
     def cache_size(self) -> int:
         return len(self.compiled)
@@ -142,6 +160,11 @@ class Program:
         ]
         exported = jax.export.export(jax.jit(flat))(*shapes)
         return exported, out["tree"]
+
+
+@functools.cache
+def _background() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="duetto-compile")
 
 
 def _split(x: Any) -> jax.sharding.Sharding | None:

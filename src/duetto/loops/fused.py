@@ -70,6 +70,7 @@ class FusedLoop:
         )
         self._init = Program(self._init_one, ONCE_OPTIONS, identity=f"init|{identity}")
         self.sharding: jax.sharding.Sharding | None = None  # of the runs' axis, set by place
+        self._layout: FusedState | None = None  # the state's shapes and sharding (prepare)
 
     # ---- state ----------------------------------------------------------------------------
 
@@ -107,6 +108,22 @@ class FusedLoop:
             self._init(jax.random.PRNGKey(s), jax.random.PRNGKey(s + eval_offset)) for s in seeds
         ]
         return jax.tree.map(lambda *leaves: np.stack([np.asarray(x) for x in leaves]), *states)
+
+    def prepare(self, n_runs: int) -> None:
+        """Start compiling the train program for n runs in the background, while the caller
+        builds the state (loops/compiled.py: Program.prepare)."""
+        self.sharding = runs_sharding(n_runs)
+        self._layout = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.sharding),
+            self.shapes(n_runs),
+        )
+        count = jax.ShapeDtypeStruct((), jnp.int32)
+        self._train.prepare(self._layout, count, count)
+
+    def prepare_evaluate(self, episodes: int) -> None:
+        """Start compiling the evaluate program (after `prepare`), while the first chunk of
+        training compiles and runs."""
+        self._evaluate.prepare(self._layout, episodes)
 
     def place(self, state: FusedState) -> FusedState:
         """The runs' state on the devices: split along the runs over as many devices as divide
