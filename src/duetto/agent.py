@@ -207,7 +207,7 @@ class Agent:
     @property
     def state(self) -> Any:
         """The algorithm's state pytree (parameters, optimizer states, temperature, ...)."""
-        return self.loop.state.algo
+        return self.loop.algo_state
 
     def learn(
         self,

@@ -14,6 +14,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 SMALL = 16_384  # elements; smaller leaves are packed
 
@@ -36,6 +37,17 @@ class Packing:
         leaves = self.treedef.flatten_up_to(tree)
         flat = tuple(jnp.concatenate([jnp.ravel(leaves[i]) for i in g]) for g in self.groups)
         return flat + tuple(leaves[i] for i in self.whole)
+
+    def pack_host(self, tree: Any) -> tuple[jax.Array, ...]:
+        """`pack` done by NumPy and put on the device: no program to compile."""
+        leaves = [np.asarray(x) for x in self.treedef.flatten_up_to(tree)]
+        flat = tuple(np.concatenate([leaves[i].ravel() for i in g]) for g in self.groups)
+        return jax.device_put(flat + tuple(leaves[i] for i in self.whole))
+
+    def unpack_host(self, packed: tuple[jax.Array, ...]) -> Any:
+        """`unpack` done by NumPy on copies of the buffers (a program may later reuse the
+        buffers, donated), put back on the device: no program to compile."""
+        return jax.device_put(self.unpack(tuple(np.array(b) for b in packed)))
 
     def unpack(self, packed: tuple[jnp.ndarray, ...]) -> Any:
         leaves: list[Any] = [None] * len(self.shapes)
