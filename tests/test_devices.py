@@ -55,15 +55,31 @@ def test_seeds_are_split_over_cpu_devices_and_train_as_on_one(tmp_path):
 
 
 def test_runs_are_split_over_the_devices_that_divide_them():
-    n = len(jax.devices())
-    for runs in (1, 2, 3, 4, 6, 16):
-        shards = max(d for d in range(1, n + 1) if runs % d == 0)
-        sharding = runs_sharding(runs)
-        if shards == 1:
-            assert sharding is None
-        else:
-            assert len(sharding.device_set) == shards
-            assert sharding.shard_shape((runs, 7)) == (runs // shards, 7)
+    script = (
+        "from duetto.devices import runs_sharding\n"
+        "print([None if (s := runs_sharding(n)) is None else len(s.device_set) "
+        "for n in (1, 2, 3, 4, 6, 16, 7)])"
+    )
+    env = {**os.environ, "DUETTO_CPU_DEVICES": "4"}
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[None, 2, 3, 4, 3, 4, None]"
+    sharding = runs_sharding(len(jax.devices()) * 3)  # in this process: every device
+    if sharding is not None:
+        assert sharding.shard_shape((len(jax.devices()) * 3, 7)) == (3, 7)
+
+
+def test_a_device_count_jax_has_already_is_kept_and_said():
+    env = {
+        **os.environ,
+        "DUETTO_CPU_DEVICES": "2",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=3",
+    }
+    script = "import duetto, jax; print(len(jax.devices()))"
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "3"
+    assert "DUETTO_CPU_DEVICES=2 is ignored" in r.stderr
 
 
 @pytest.mark.parametrize("value", ["0", "two", "-1"])

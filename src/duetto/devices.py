@@ -13,11 +13,16 @@ unless the count is set already (that option, JAX_NUM_CPU_DEVICES, or XLA_FLAGS'
 --xla_force_host_platform_device_count), JAX has started its backends, or
 DUETTO_CPU_DEVICES says otherwise (1: one device, as plain JAX). Work that is not sharded
 (one run, the host loops) runs on the first device with the same threads as before.
+
+A split run's numbers depend on the split in their last bits (each device's matmuls see its
+share of the batch), so the same seeds give the same bits on the same device count, and close
+but not equal ones on another (`taskset`, another machine).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 
 import jax
 import numpy as np
@@ -47,6 +52,13 @@ def use_cpu_cores() -> None:
         or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
         or xla_bridge.backends_are_initialized()
     ):
+        if setting:
+            warnings.warn(
+                f"DUETTO_CPU_DEVICES={setting} is ignored: JAX's CPU device count is set "
+                "already (jax_num_cpu_devices, XLA_FLAGS, or JAX started before duetto was "
+                "imported). Import duetto first, or set the count in JAX itself.",
+                stacklevel=3,
+            )
         return
     jax.config.update("jax_num_cpu_devices", count)
 

@@ -97,7 +97,9 @@ class FusedAgent:
         if isinstance(run_dir, str | Path):
             check_new_run_dir(Path(run_dir))
         self.loop = FusedLoop(algo, config, self.jax_env, self.n_envs)
-        self.loop.prepare(len(self.runs))
+        # A new run is about to train: its train program compiles while the seeds' states are
+        # built. A loaded one may only be evaluated, and compiles on its first `learn`.
+        self.loop.prepare(len(self.runs), train=state is None)
         if state is None:
             state = self.loop.init([r["seed"] for r in self.runs], EVAL_SEED_OFFSET)
             if self.sweep:

@@ -73,7 +73,11 @@ class Program:
         if compiled is None:
             compiled = self._compile(args, signature)
         elif isinstance(compiled, Future):  # compiled in the background (`prepare`)
-            compiled = compiled.result()
+            try:
+                compiled = compiled.result()
+            except BaseException:
+                del self.compiled[signature]  # the next call tries again, in the foreground
+                raise
         self.compiled[signature] = compiled
         self.last = (signature[2], compiled)
         return compiled(*dynamic)
@@ -81,8 +85,9 @@ class Program:
     def prepare(self, *args: Any) -> None:
         """Start compiling for arguments like these (`jax.ShapeDtypeStruct` leaves will do) in
         a background thread: XLA compiles without holding Python's lock, so programs that a
-        run needs one after another compile side by side.
-        The first call with such arguments waits for the result."""
+        run needs one after another compile side by side. The first call with such arguments
+        waits for the result. The worker thread traces with the process's JAX settings, not
+        with a context manager's of the calling thread (`with jax.enable_x64(...)`)."""
         signature = self._signature(args)
         if signature not in self.compiled:
             self.compiled[signature] = _background().submit(self._compile, args, signature)

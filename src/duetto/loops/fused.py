@@ -109,16 +109,18 @@ class FusedLoop:
         ]
         return jax.tree.map(lambda *leaves: np.stack([np.asarray(x) for x in leaves]), *states)
 
-    def prepare(self, n_runs: int) -> None:
-        """Start compiling the train program for n runs in the background, while the caller
-        builds the state (loops/compiled.py: Program.prepare)."""
+    def prepare(self, n_runs: int, train: bool) -> None:
+        """Lay out the state of n runs (`place`), and with `train` start compiling the train
+        program in the background while the caller builds the state (loops/compiled.py:
+        Program.prepare)."""
         self.sharding = runs_sharding(n_runs)
         self._layout = jax.tree.map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.sharding),
             self.shapes(n_runs),
         )
-        count = jax.ShapeDtypeStruct((), jnp.int32)
-        self._train.prepare(self._layout, count, count)
+        if train:
+            count = jax.ShapeDtypeStruct((), jnp.int32)
+            self._train.prepare(self._layout, count, count)
 
     def prepare_evaluate(self, episodes: int) -> None:
         """Start compiling the evaluate program (after `prepare`), while the first chunk of

@@ -170,7 +170,7 @@ class HostLoop:
         small = self.packing.unpack_host(self.carry[1])
         if self.big is None:
             return small
-        return small.replace(**{self.big: jax.device_put(jax.tree.map(np.array, self.carry[0]))})
+        return small.replace(**{self.big: jax.device_put(self.carry[0], may_alias=False)})
 
     @state.setter
     def state(self, state: Any) -> None:
