@@ -1,4 +1,4 @@
-"""PPO two ways: on a Gymnasium env (host loop), and on its JAX-native twin with five seeds
+"""PPO two ways: on a Gymnasium env (host loop), and on its JAX-native twin with six seeds
 trained as one compiled program (fused loop), then resumed exactly from the run directory.
 
     .venv/bin/python examples/ppo_seeds.py
@@ -17,11 +17,13 @@ env = gym.make("CartPole-v1")
 obs, _ = env.reset(seed=1)
 action = model.predict(obs)  # an int, as CartPole takes it
 
-# Fused loop: gymnax's CartPole, seeds 0-4 in one vmapped program; a run directory per seed.
-fused = duetto.PPO("gymnax:CartPole-v1", seeds=range(5), preset="cartpole", run_dir="ppo-seeds")
+# Fused loop: gymnax's CartPole, seeds 0-5 in one vmapped program; a run directory per seed.
+fused = duetto.PPO("gymnax:CartPole-v1", seeds=range(6), preset="cartpole", run_dir="ppo-seeds")
 fused.learn(30_000, eval_every=10_000)
 print("fused loop, evaluation per seed:", [round(r) for r in fused.last_eval["seed_returns"]])
+# Split over as many devices as divide 6 (on a CPU, duetto makes one device per core).
+print("seeds split over", fused.devices, "device(s)")
 
-fused = duetto.load("ppo-seeds")  # the latest checkpoint of all five seeds
+fused = duetto.load("ppo-seeds")  # the latest checkpoint of all six seeds
 fused.learn(10_000)
 print("resumed to", fused.env_steps, "steps per seed; curves in ppo-seeds/curve.png")

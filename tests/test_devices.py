@@ -91,3 +91,30 @@ def test_a_bad_device_count_is_refused_clearly(value):
     assert r.returncode != 0
     assert "DUETTO_CPU_DEVICES must be a positive integer" in r.stderr
     assert repr(value) in r.stderr.splitlines()[-1]
+
+
+def test_a_run_resumed_on_another_split_says_so(tmp_path):
+    train = (
+        "import sys, duetto\n"
+        "a = duetto.PPO('gymnax:CartPole-v1', seeds=[0, 1], n_envs=4, run_dir=sys.argv[1],"
+        " hidden=(16, 16), n_steps=32, batch_size=64, n_epochs=2)\n"
+        "a.learn(256, eval_every=128, checkpoint_every=128)\n"
+        "print(a.devices)"
+    )
+    resume = "import sys, duetto; a = duetto.load(sys.argv[1]); print(a.devices, a.env_steps)"
+    run = str(tmp_path / "run")
+
+    def call(script: str, devices: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "DUETTO_CPU_DEVICES": devices}
+        return subprocess.run(
+            [sys.executable, "-c", script, run], capture_output=True, text=True, env=env
+        )
+
+    trained = call(train, "2")
+    assert trained.returncode == 0 and trained.stdout.split()[-1] == "2", trained.stderr
+    same = call(resume, "2")
+    assert same.returncode == 0 and same.stdout.split() == ["2", "256"], same.stderr
+    assert "split over" not in same.stderr
+    other = call(resume, "1")
+    assert other.returncode == 0 and other.stdout.split() == ["1", "256"], other.stderr
+    assert "split over 2 device(s); here they are split over 1" in other.stderr

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -131,6 +132,12 @@ class FusedAgent:
     def env_steps(self) -> int:
         """Env steps per run (every run has taken the same number)."""
         return int(self.loop_state.env_steps[0])
+
+    @property
+    def devices(self) -> int:
+        """How many devices the runs are split over (duetto/devices.py)."""
+        sharding = self.loop.sharding
+        return 1 if sharding is None else len(sharding.device_set)
 
     @property
     def state(self) -> Any:
@@ -256,6 +263,7 @@ class FusedAgent:
     def _meta(self) -> dict[str, Any]:
         return {
             **self._identity(),
+            "devices": self.devices,
             "env_steps": self.env_steps,
             "train_wall": self.train_wall,
             "last_eval": self.last_eval,
@@ -382,4 +390,12 @@ def load_fused(
     )
     agent.train_wall = float(meta.get("train_wall", 0.0))
     agent.last_eval = meta.get("last_eval")
+    saved = meta.get("devices", 1)
+    if saved != agent.devices:
+        warnings.warn(
+            f"'{ckpt}' was trained with its runs split over {saved} device(s); here they are "
+            f"split over {agent.devices}. The runs continue, but not bit-identically with "
+            f"training on {saved} (set DUETTO_CPU_DEVICES={saved} to match on a CPU).",
+            stacklevel=3,
+        )
     return agent
