@@ -14,6 +14,8 @@ env steps, with one in-graph evaluation (10 episodes per seed) per chunk of `--c
     python benchmarks/fused_seeds.py                      # seeds 1,16,256 and the throughput
     python benchmarks/fused_seeds.py --seeds 1,16 --no-throughput
     python benchmarks/fused_seeds.py --cpu-devices 1      # all seeds on one device, as before
+    python benchmarks/fused_seeds.py --run sac,gymnax:Pendulum-v1,fast --seeds 1,16 \
+        --steps 2000 --chunk 1000 --no-throughput --out benchmarks/results/fused_seeds_sac.json
 
 duetto splits the seeds over one CPU device per core (duetto/devices.py); `--cpu-devices N`
 sets DUETTO_CPU_DEVICES for the workers (1: one device, XLA's threads spread each operation).
@@ -34,15 +36,16 @@ from typing import Any
 OUT = Path(__file__).resolve().parent / "results" / "fused_seeds.json"
 
 
-def worker(preset: str, n_seeds: int, steps: int, chunk: int) -> dict[str, Any]:
+def worker(
+    algo: str, env: str, preset: str, n_seeds: int, steps: int, chunk: int
+) -> dict[str, Any]:
     import jax
 
     import duetto
 
     t0 = time.perf_counter()
-    agent = duetto.PPO(
-        "gymnax:CartPole-v1", seeds=list(range(n_seeds)), preset=preset, run_dir=False
-    )
+    classes = {"ppo": duetto.PPO, "sac": duetto.SAC, "td3": duetto.TD3, "dsac-t": duetto.DSACT}
+    agent = classes[algo](env, seeds=list(range(n_seeds)), preset=preset, run_dir=False)
     agent.learn(chunk, eval_every=chunk)
     jax.block_until_ready(agent.loop_state)
     first = time.perf_counter() - t0
@@ -53,6 +56,8 @@ def worker(preset: str, n_seeds: int, steps: int, chunk: int) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     done = agent.env_steps - start_steps
     return {
+        "algo": algo,
+        "env": env,
         "preset": preset,
         "n_seeds": n_seeds,
         "steps_per_seed": done,
@@ -64,7 +69,9 @@ def worker(preset: str, n_seeds: int, steps: int, chunk: int) -> dict[str, Any]:
     }
 
 
-def launch(args: argparse.Namespace, preset: str, n_seeds: int, steps: int, chunk: int) -> dict:
+def launch(
+    args: argparse.Namespace, run: tuple[str, str, str], n_seeds: int, steps: int, chunk: int
+) -> dict:
     env = {**os.environ, "DUETTO_COMPILATION_CACHE": "0"}
     if args.cpu_devices:
         env["DUETTO_CPU_DEVICES"] = str(args.cpu_devices)
@@ -76,7 +83,7 @@ def launch(args: argparse.Namespace, preset: str, n_seeds: int, steps: int, chun
             sys.executable,
             __file__,
             "--worker",
-            preset,
+            *run,
             str(n_seeds),
             str(steps),
             str(chunk),
@@ -88,13 +95,15 @@ def launch(args: argparse.Namespace, preset: str, n_seeds: int, steps: int, chun
 
 def render(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| preset | seeds | devices | env steps per seed | wall s (no compile) | × one seed | "
-        "per-seed cost vs one seed | env steps/s (all seeds) | compile + 1st chunk s |",
+        "| algorithm, preset | seeds | devices | env steps per seed | wall s (no compile) | "
+        "× one seed | per-seed cost vs one seed | env steps/s (all seeds) | "
+        "compile + 1st chunk s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    one = {r["preset"]: r for r in rows if r["n_seeds"] == 1}
+    label = {id(r): f"{r.get('algo', 'ppo')} {r['preset']}" for r in rows}
+    one = {label[id(r)]: r for r in rows if r["n_seeds"] == 1}
     for r in rows:
-        base = one.get(r["preset"])
+        base = one.get(label[id(r)])
         ratio = (
             r["wall"] / base["wall"] * base["steps_per_seed"] / r["steps_per_seed"]
             if base
@@ -102,7 +111,7 @@ def render(rows: list[dict[str, Any]]) -> str:
         )
         per_seed = ratio / r["n_seeds"] if ratio else None
         lines.append(
-            f"| {r['preset']} | {r['n_seeds']} | {r['devices']} | {r['steps_per_seed']:,} | "
+            f"| {label[id(r)]} | {r['n_seeds']} | {r['devices']} | {r['steps_per_seed']:,} | "
             f"{r['wall']:.2f} | "
             f"{'–' if ratio is None else f'{ratio:.2f}×'} | "
             f"{'–' if per_seed is None else f'{per_seed:.3f}'} | {r['env_steps_per_s']:,.0f} | "
@@ -121,18 +130,25 @@ def main() -> None:
     p.add_argument("--cpu-devices", type=int, help="DUETTO_CPU_DEVICES for the workers")
     p.add_argument("--timeout", type=float, default=900)
     p.add_argument("--out", type=Path, default=OUT)
-    p.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--run",
+        default="ppo,gymnax:CartPole-v1,cartpole",
+        help="ALGO,ENV,PRESET of the scaling rows (e.g. sac,gymnax:Pendulum-v1,fast)",
+    )
+    p.add_argument("--worker", nargs=7, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        preset, n, steps, chunk, out = args.worker
-        Path(out).write_text(json.dumps(worker(preset, int(n), int(steps), int(chunk))))
+        algo, env, preset, n, steps, chunk, out = args.worker
+        result = worker(algo, env, preset, int(n), int(steps), int(chunk))
+        Path(out).write_text(json.dumps(result))
         return
+    run = tuple(args.run.split(","))
     rows = []
     for n in [int(s) for s in args.seeds.split(",")]:
-        rows.append(launch(args, "cartpole", n, args.steps, args.chunk))
+        rows.append(launch(args, run, n, args.steps, args.chunk))
         print(rows[-1], flush=True)
     if args.throughput:
-        rows.append(launch(args, "classic", 1, 499_712, 499_712))
+        rows.append(launch(args, ("ppo", "gymnax:CartPole-v1", "classic"), 1, 499_712, 499_712))
         print(rows[-1], flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=1))
