@@ -128,13 +128,9 @@ class FusedLoop:
         self._evaluate.prepare(self._layout, episodes)
 
     def place(self, state: FusedState) -> FusedState:
-        """The runs' state on the devices: split along the runs over as many devices as divide
-        their number (duetto/devices.py), or on the default device. The programs keep that
-        layout, so a run is placed once."""
-        n_runs = jax.tree.leaves(state)[0].shape[0]
-        self.sharding = runs_sharding(n_runs)
-        if self.sharding is None:
-            return jax.device_put(state)
+        """The runs' state on the devices, in the layout `prepare` chose: split along the runs
+        over as many devices as divide their number (duetto/devices.py), or on the default
+        device. The programs keep that layout, so a run is placed once."""
         return jax.device_put(state, self.sharding)
 
     def shapes(self, n_seeds: int) -> FusedState:

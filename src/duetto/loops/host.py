@@ -185,8 +185,9 @@ class HostLoop:
 
     def read_metrics(self) -> dict[str, float]:
         """Mean of each update metric since the last read (empty before learning starts)."""
-        state = self.packing.unpack_host(self.carry[1])  # not the replay
-        sums, count = jax.device_get((state.metric_sums, state.metric_count))
+        # Read on the host at once (no copy back to the device); not the replay.
+        state = self.packing.unpack(tuple(np.asarray(b) for b in self.carry[1]))
+        sums, count = state.metric_sums, state.metric_count
         count = int(count)
         calls = count - self._last_count
         means = {}
