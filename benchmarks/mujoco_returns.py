@@ -6,13 +6,15 @@ Each (algorithm, env, seed) is one `duetto train` run with the algorithm's `mujo
 step), evaluated every `--eval-every` steps on 10 deterministic episodes, one run after another;
 `--cores` pins them, so that two drivers can share a 2-core CPU, a core each. A run directory
 that already holds a checkpoint is resumed (exact resume), one that has finished is skipped, so
-the script can be stopped and started again. At the end, `duetto report` and
-`duetto plot --aggregate` summarise the runs per env.
+the script can be stopped and started again. A driver holds a lock file per run while it trains
+it (`.<run>.lock` beside the run directories, holding its process id) and passes over runs that
+another live process holds, so several drivers can work through the same grid. At the end,
+`duetto report` and `duetto plot --aggregate` summarise the runs per env.
 
     python benchmarks/mujoco_returns.py --steps 300000 --seeds 0-2
     python benchmarks/mujoco_returns.py --algos dsac-t --envs Hopper-v5 --steps 100000 --seeds 0
-    python benchmarks/mujoco_returns.py --envs Hopper-v5 --seeds 0 --cores 0 &
-    python benchmarks/mujoco_returns.py --envs HalfCheetah-v5 --seeds 1 --cores 1
+    python benchmarks/mujoco_returns.py --seeds 0-2 --cores 0 &     # two drivers, one grid,
+    python benchmarks/mujoco_returns.py --seeds 0-2 --cores 1       # a core each
 
 Results: benchmarks/results/mujoco/<algo>-<env>-s<seed>/ (run directories, not committed:
 checkpoints hold the replay), and the summaries benchmarks/results/mujoco_<env>.{md,png}.
@@ -49,18 +51,67 @@ def steps_done(run: Path) -> int:
     return max((int(c.stem.split("-")[1]) for c in ckpts), default=0)
 
 
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def take(lock: Path) -> int | None:
+    """Create the lock file with this process's id; None when a live process holds it (the
+    id it holds otherwise). A lock whose process is gone is taken over."""
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            text = lock.read_text().strip()
+            if text.isdigit() and alive(int(text)):
+                return int(text)
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return None
+    return -1  # another driver took it over between our two tries
+
+
 def train(
     algo: str, env: str, seed: int, steps: int, eval_every: int, out: Path, cores: str
 ) -> None:
     run = out / f"{algo}-{env}-s{seed}"
+    if (run / "eval.json").exists() and steps_done(run) >= steps:
+        print(f"{run.name}: finished ({steps_done(run)} steps)", flush=True)
+        return
+    lock = out / f".{run.name}.lock"
+    holder = take(lock)
+    if holder is not None:
+        by = f"process {holder}" if holder > 0 else "another driver"
+        print(f"{run.name}: taken by {by}, passed over", flush=True)
+        return
+    try:
+        run_locked(run, algo, env, seed, steps, eval_every, cores)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def run_locked(
+    run: Path, algo: str, env: str, seed: int, steps: int, eval_every: int, cores: str
+) -> None:
     done = steps_done(run)
-    if (run / "eval.json").exists() and done >= steps:
-        print(f"{run.name}: finished ({done} steps)", flush=True)
+    if (run / "eval.json").exists() and done >= steps:  # finished while we waited for the lock
         return
     common = ["--eval-every", str(eval_every), "--checkpoint-every", str(eval_every)]
     if done:
         cmd = [*DUETTO, "train", "--resume", str(run), "--steps", str(steps - done), *common]
     else:
+        if run.exists():  # a run stopped before its first checkpoint: keep it aside, start over
+            aside = run.with_name(f"{run.name}.stopped-{time.strftime('%Y%m%d-%H%M%S')}")
+            run.rename(aside)
+            print(f"{run.name}: no checkpoint yet, moved to {aside.name}", flush=True)
         cmd = [*DUETTO, "train", algo, "--env", env, "--preset", "mujoco", "--seed", str(seed)]
         cmd += ["--steps", str(steps), "--out", str(run), *common]
     t0 = time.perf_counter()
