@@ -112,7 +112,8 @@ def test_first_update_ratio_is_one_and_loss_decreases():
     state = ppo.init(jax.random.PRNGKey(0), spec, cfg, n_envs=2)
     k1, k2, k3 = jax.random.split(jax.random.PRNGKey(1), 3)
     obs = jax.random.normal(k1, (16, 2, 3))
-    action, log_prob = ppo.explore(state, obs.reshape(32, 3), k2)
+    noise = ppo.exploration_noise(state, k2, (32,))
+    action, log_prob = ppo.explore(state, obs.reshape(32, 3), noise)
     reward = jax.random.normal(k3, (16, 2))
     zeros = jnp.zeros((16, 2))
     rollout = Rollout(

@@ -265,17 +265,32 @@ def act(state: PPOState, obs: jnp.ndarray, key: jax.Array, deterministic: bool) 
     if deterministic:
         dist = _distribution(state, state.params, _observe(state, obs))
         return jnp.argmax(dist, axis=-1) if state.spec.discrete else dist[0]
-    return explore(state, obs, key)[0]
+    return explore(state, obs, exploration_noise(state, key, obs.shape[:-1]))[0]
 
 
-def explore(state: PPOState, obs: jnp.ndarray, key: jax.Array) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """A sampled action and its log-probability under the current policy: obs [B, obs_dim]."""
+def exploration_noise(state: PPOState, key: jax.Array, batch: tuple[int, ...]) -> jnp.ndarray:
+    """The randomness of `explore` for a batch of observations, drawn ahead: Gumbel noise
+    [*batch, n] for n discrete actions, standard normal [*batch, A] for a Box. A loop can draw
+    a whole rollout's at once (one call of the random generator instead of one per step)."""
+    spec = state.spec
+    if spec.discrete:
+        return jax.random.gumbel(key, (*batch, spec.action_dim))
+    return jax.random.normal(key, (*batch, spec.action_dim))
+
+
+def explore(
+    state: PPOState, obs: jnp.ndarray, noise: jnp.ndarray
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """A sampled action and its log-probability under the current policy: obs [B, obs_dim],
+    noise from `exploration_noise` for [B]. Discrete: argmax(logits + Gumbel), a sample of the
+    categorical (the same bits as `jax.random.categorical` with the noise's key); Box:
+    mean + σ·noise."""
     dist = _distribution(state, state.params, _observe(state, obs))
     if state.spec.discrete:
-        action = jax.random.categorical(key, dist, axis=-1)
+        action = jnp.argmax(dist + noise, axis=-1)
     else:
         mean, log_std = dist
-        action = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+        action = mean + jnp.exp(log_std) * noise
     return action, _log_prob_entropy(state.spec, dist, action)[0]
 
 

@@ -13,7 +13,7 @@ import sys
 import threading
 import types
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -46,6 +46,15 @@ def jax_env_names() -> list[str]:
     return [PREFIX + name for name in gymnax.registered_envs]
 
 
+class StepNoise(NamedTuple):
+    """Randomness of env steps drawn ahead (JaxEnv.step_noise), every field with a leading
+    batch shape of (step, env)."""
+
+    keys: jax.Array  # [..., 2] the env's own randomness in a step
+    reset_obs: jnp.ndarray  # [..., obs_dim] a fresh episode's first observation
+    reset_state: Any  # [...] and its env state
+
+
 @dataclass(frozen=True)
 class JaxEnv:
     """A gymnax environment with its default parameters, described for the algorithms."""
@@ -67,23 +76,49 @@ class JaxEnv:
         state = jax.tree.map(lambda x: jnp.asarray(x, dtype=x.dtype), state)
         return obs.reshape(n, -1).astype(jnp.float32), state
 
-    def step(self, key: jax.Array, state: Any, action: jnp.ndarray) -> tuple:
-        """Step n envs with policy actions: -> (obs, state, reward, terminated, truncated,
-        final_obs), where obs is after autoreset and final_obs the observation each env
-        reached."""
+    def step_noise(self, key: jax.Array, batch: tuple[int, ...]) -> StepNoise:
+        """The randomness of env steps drawn ahead, for a batch [..., n] of (step, env): each
+        one's key for the env's own dynamics, and a fresh episode that autoreset takes where an
+        episode ends there. gymnax's `step` draws both inside every step (two calls of the
+        random generator per step); this draws a whole rollout's in two."""
+        size = int(np.prod(batch))
+        keys = jax.random.split(key, 2 * size)
+        obs, state = jax.vmap(self.env.reset_env, in_axes=(0, None))(keys[size:], self.params)
+        return StepNoise(
+            keys=keys[:size].reshape(*batch, -1),
+            reset_obs=obs.reshape(*batch, -1).astype(jnp.float32),
+            reset_state=jax.tree.map(lambda x: x.reshape(*batch, *x.shape[1:]), state),
+        )
+
+    def step_from(self, noise: StepNoise, state: Any, action: jnp.ndarray) -> tuple:
+        """Step n envs with policy actions and `step_noise` for [n]: -> (obs, state, reward,
+        terminated, truncated, final_obs), where obs is after autoreset (the noise's fresh
+        episode where one ended, as gymnax's `step` does) and final_obs the observation each
+        env reached."""
         n = action.shape[0]
-        obs, state, reward, terminated, truncated, info = jax.vmap(
-            self.env.step, in_axes=(0, 0, 0, None)
-        )(jax.random.split(key, n), state, self.to_env(action), self.params)
-        final = info["final_observation"].reshape(n, -1).astype(jnp.float32)
+        obs, stepped, reward, terminated, _ = jax.vmap(self.env.step_env, in_axes=(0, 0, 0, None))(
+            noise.keys, state, self.to_env(action), self.params
+        )
+        truncated = jax.vmap(self.env.is_truncated, in_axes=(0, None))(stepped, self.params)
+        done = jnp.logical_or(terminated, truncated)
+
+        def autoreset(fresh: jnp.ndarray, old: jnp.ndarray) -> jnp.ndarray:
+            mask = done.reshape(n, *([1] * (old.ndim - 1)))
+            return jnp.where(mask, fresh, old).astype(old.dtype)
+
+        final = obs.reshape(n, -1).astype(jnp.float32)
         return (
-            obs.reshape(n, -1).astype(jnp.float32),
-            state,
+            autoreset(noise.reset_obs, final),
+            jax.tree.map(autoreset, noise.reset_state, stepped),
             reward.reshape(n).astype(jnp.float32),
             terminated.reshape(n).astype(jnp.float32),
             truncated.reshape(n).astype(jnp.float32),
             final,
         )
+
+    def step(self, key: jax.Array, state: Any, action: jnp.ndarray) -> tuple:
+        """`step_from` with noise drawn from `key`."""
+        return self.step_from(self.step_noise(key, (action.shape[0],)), state, action)
 
     def to_env(self, action: jnp.ndarray) -> jnp.ndarray:
         """Policy actions -> env actions: Discrete indices as int32; Box from [-1, 1] (clipped)

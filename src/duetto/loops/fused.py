@@ -10,8 +10,8 @@ take the chunk length as an argument: they compile once per run, whatever the bu
 
 The state of every seed has a leading [n_seeds] axis, split over the devices when there are
 several (duetto/devices.py: on a CPU, one device per core), so that each device trains its share
-of the seeds. The loop knows an algorithm only by its
-module interface (init, act, update; explore for on-policy) and the loop fields of its config.
+of the seeds. The loop knows an algorithm only by its module interface (init, act, update;
+exploration_noise and explore for on-policy) and the loop fields of its config.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from duetto.compile_cache import module_tag
 from duetto.data.replay import Replay, Transition, replay_add, replay_init
 from duetto.data.rollout import Rollout
 from duetto.devices import runs_sharding
-from duetto.envs.jaxenv import JaxEnv
+from duetto.envs.jaxenv import JaxEnv, StepNoise
 from duetto.loops.compiled import ONCE_OPTIONS, TRAIN_OPTIONS, Program
 from duetto.loops.offpolicy import maybe_gradient_steps, warmup_action
 
@@ -140,9 +140,9 @@ class FusedLoop:
 
     # ---- one iteration --------------------------------------------------------------------
 
-    def _env_step(self, fs: FusedState, action: jnp.ndarray, key: jax.Array) -> tuple:
-        obs, env_state, reward, terminated, truncated, final = self.env.step(
-            key, fs.env_state, action
+    def _env_step(self, fs: FusedState, action: jnp.ndarray, noise: StepNoise) -> tuple:
+        obs, env_state, reward, terminated, truncated, final = self.env.step_from(
+            noise, fs.env_state, action
         )
         done = jnp.maximum(terminated, truncated)
         ep_return = fs.episode_return + reward
@@ -160,19 +160,21 @@ class FusedLoop:
     def _on_policy_iteration(
         self, fs: FusedState, steps_before: jnp.ndarray
     ) -> tuple[FusedState, dict, tuple]:
-        algo = self.algo
+        algo, batch = self.algo, (self.config.n_steps, self.n_envs)
+        # The rollout's randomness in three calls of the generator, not three per step: on a
+        # CPU each call is a loop of small operations (BENCHMARKS.md §5).
+        key, k_act, k_env = jax.random.split(fs.key, 3)
+        noise = (algo.exploration_noise(fs.algo, k_act, batch), self.env.step_noise(k_env, batch))
 
-        def step(fs: FusedState, _: None) -> tuple[FusedState, tuple]:
-            key, k_act, k_env = jax.random.split(fs.key, 3)
+        def step(fs: FusedState, noise: tuple) -> tuple[FusedState, tuple]:
+            act_noise, env_noise = noise
             obs = fs.obs
-            action, log_prob = algo.explore(fs.algo, obs, k_act)
-            fs, (reward, terminated, done, final), finished = self._env_step(
-                fs.replace(key=key), action, k_env
-            )
+            action, log_prob = algo.explore(fs.algo, obs, act_noise)
+            fs, (reward, terminated, done, final), finished = self._env_step(fs, action, env_noise)
             row = Rollout(obs, action, log_prob, reward, final, terminated, done)
             return fs, (row, finished)
 
-        fs, (rollout, finished) = jax.lax.scan(step, fs, None, length=self.config.n_steps)
+        fs, (rollout, finished) = jax.lax.scan(step, fs.replace(key=key), noise)
         algo_state, metrics = algo.update(fs.algo, rollout)
         ones = jnp.ones((), jnp.float32)
         return fs.replace(algo=algo_state), metrics, (jax.tree.map(jnp.sum, finished), ones)
@@ -193,7 +195,7 @@ class FusedLoop:
             lambda: algo.act(fs.algo, obs, k_act, False),
         )
         fs, (reward, terminated, _, final), finished = self._env_step(
-            fs.replace(key=key), action, k_env
+            fs.replace(key=key), action, self.env.step_noise(k_env, (self.n_envs,))
         )
         replay = replay_add(fs.replay, Transition(obs, action, reward, final, terminated))
         steps_after = steps_before + self.n_envs

@@ -6,8 +6,8 @@ buffer (a device array in the state) and samples the next action; on the last st
 samples the next action with the new policy. So an update costs no extra call.
 
 The loop knows an on-policy algorithm by its module interface: `init(key, spec, config, n_envs)`,
-`explore(state, obs, key) -> (action, log_prob)`, `update(state, rollout)`, `action_shape(spec)`,
-and the rollout length `config.n_steps`.
+`exploration_noise(state, key, batch)`, `explore(state, obs, noise) -> (action, log_prob)`,
+`update(state, rollout)`, `action_shape(spec)`, and the rollout length `config.n_steps`.
 """
 
 from __future__ import annotations
@@ -102,7 +102,8 @@ def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
 
     def choose(ls: OnPolicyState, obs: jnp.ndarray) -> OnPolicyState:
         key, k_act = jax.random.split(ls.key)
-        action, log_prob = algo.explore(ls.algo, obs, k_act)
+        noise = algo.exploration_noise(ls.algo, k_act, obs.shape[:-1])
+        action, log_prob = algo.explore(ls.algo, obs, noise)
         return ls.replace(key=key, last_obs=obs, last_action=action, last_log_prob=log_prob)
 
     def store(ls: OnPolicyState, reward, next_obs, terminated, done) -> OnPolicyState:
