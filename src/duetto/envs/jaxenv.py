@@ -1,8 +1,12 @@
 """JAX-native environments (gymnax) for the fused loop: ids are written "gymnax:CartPole-v1".
 
-gymnax 1.x steps like a Gymnasium vector env in SAME_STEP mode: `step` auto-resets an ended
-episode and returns `terminated`, `truncated` (the time limit) and the true final observation in
-`info["final_observation"]`, so truncated episodes bootstrap from the right state here too.
+Envs step like a Gymnasium vector env in SAME_STEP mode, as gymnax 1.x's `step` does: an ended
+episode is auto-reset in the same step, which returns `terminated`, `truncated` (the time limit)
+and the true final observation, so truncated episodes bootstrap from the right state here too.
+`JaxEnv.step_from` does that autoreset itself, with randomness drawn ahead (`step_noise`), so
+that a rollout draws its env randomness in one call instead of in every step; an env that
+overrides gymnax's `step` (bsuite's DeepSea keeps counters across episodes) steps through its
+own.
 """
 
 from __future__ import annotations
@@ -47,12 +51,12 @@ def jax_env_names() -> list[str]:
 
 
 class StepNoise(NamedTuple):
-    """Randomness of env steps drawn ahead (JaxEnv.step_noise), every field with a leading
-    batch shape of (step, env)."""
+    """Randomness of env steps drawn ahead (JaxEnv.step_noise), every field with the same
+    leading batch shape: (step, env) for a rollout, (env,) for one step."""
 
-    keys: jax.Array  # [..., 2] the env's own randomness in a step
-    reset_obs: jnp.ndarray  # [..., obs_dim] a fresh episode's first observation
-    reset_state: Any  # [...] and its env state
+    keys: jax.Array  # a key per (step, env), for the env's own randomness in that step
+    reset_obs: jnp.ndarray | None  # [..., obs_dim] a fresh episode's first observation
+    reset_state: Any  # [...] and its env state (both None for an env with its own `step`)
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class JaxEnv:
     low: np.ndarray | None  # Box bounds, or None for Discrete
     high: np.ndarray | None
     max_steps: int  # the time limit, which bounds an evaluation episode
+    own_step: bool = False  # the env overrides gymnax's `step`: step through it
 
     def reset(self, key: jax.Array, n: int) -> tuple[jnp.ndarray, Any]:
         """n fresh episodes: (obs [n, obs_dim], env states [n])."""
@@ -82,10 +87,13 @@ class JaxEnv:
         episode ends there. gymnax's `step` draws both inside every step (two calls of the
         random generator per step); this draws a whole rollout's in two."""
         size = int(np.prod(batch))
-        keys = jax.random.split(key, 2 * size)
+        keys = jax.random.split(key, size if self.own_step else 2 * size)
+        step_keys = keys[:size].reshape(*batch, *keys.shape[1:])
+        if self.own_step:
+            return StepNoise(keys=step_keys, reset_obs=None, reset_state=None)
         obs, state = jax.vmap(self.env.reset_env, in_axes=(0, None))(keys[size:], self.params)
         return StepNoise(
-            keys=keys[:size].reshape(*batch, -1),
+            keys=step_keys,
             reset_obs=obs.reshape(*batch, -1).astype(jnp.float32),
             reset_state=jax.tree.map(lambda x: x.reshape(*batch, *x.shape[1:]), state),
         )
@@ -96,6 +104,13 @@ class JaxEnv:
         episode where one ended, as gymnax's `step` does) and final_obs the observation each
         env reached."""
         n = action.shape[0]
+        if self.own_step:
+            obs, state, reward, terminated, truncated, info = jax.vmap(
+                self.env.step, in_axes=(0, 0, 0, None)
+            )(noise.keys, state, self.to_env(action), self.params)
+            final = info["final_observation"].reshape(n, -1).astype(jnp.float32)
+            obs = obs.reshape(n, -1).astype(jnp.float32)
+            return obs, state, *self._flags(n, reward, terminated, truncated), final
         obs, stepped, reward, terminated, _ = jax.vmap(self.env.step_env, in_axes=(0, 0, 0, None))(
             noise.keys, state, self.to_env(action), self.params
         )
@@ -110,11 +125,14 @@ class JaxEnv:
         return (
             autoreset(noise.reset_obs, final),
             jax.tree.map(autoreset, noise.reset_state, stepped),
-            reward.reshape(n).astype(jnp.float32),
-            terminated.reshape(n).astype(jnp.float32),
-            truncated.reshape(n).astype(jnp.float32),
+            *self._flags(n, reward, terminated, truncated),
             final,
         )
+
+    @staticmethod
+    def _flags(n: int, reward: Any, terminated: Any, truncated: Any) -> tuple:
+        """reward, terminated, truncated as float32 [n]."""
+        return tuple(x.reshape(n).astype(jnp.float32) for x in (reward, terminated, truncated))
 
     def step(self, key: jax.Array, state: Any, action: jnp.ndarray) -> tuple:
         """`step_from` with noise drawn from `key`."""
@@ -178,6 +196,17 @@ def _light_import(*names: str) -> list[types.ModuleType]:
     return [importlib.import_module(name) for name in names]
 
 
+def _own_step(env: Any) -> bool:
+    """Whether a gymnax env overrides `Environment.step` (then it keeps something of its own
+    across its autoresets, as bsuite's DeepSea does, and steps through its own `step`)."""
+    for cls in type(env).__mro__:
+        if cls.__name__ == "Environment" and cls.__module__.startswith("gymnax."):
+            return False
+        if "step" in vars(cls):
+            return True
+    return False
+
+
 def _gymnax_make(name: str) -> tuple[Any, Any, types.ModuleType]:
     """gymnax.make(name) and gymnax's spaces module; a classic-control env without importing
     all of gymnax, unless the user has imported it (it may hold environments registered at
@@ -224,4 +253,6 @@ def make_jax_env(env_id: str, algo: str, action_spaces: tuple[str, ...]) -> JaxE
         spec = EnvSpec(obs_dim=obs_dim, action_dim=low.size)
     else:
         raise DuettoError(f"{algo} cannot handle the action space of '{env_id}' ({act_space}).")
-    return JaxEnv(env_id, env, params, spec, low, high, int(params.max_steps_in_episode))
+    return JaxEnv(
+        env_id, env, params, spec, low, high, int(params.max_steps_in_episode), _own_step(env)
+    )

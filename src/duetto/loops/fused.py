@@ -161,8 +161,9 @@ class FusedLoop:
         self, fs: FusedState, steps_before: jnp.ndarray
     ) -> tuple[FusedState, dict, tuple]:
         algo, batch = self.algo, (self.config.n_steps, self.n_envs)
-        # The rollout's randomness in three calls of the generator, not three per step: on a
-        # CPU each call is a loop of small operations (BENCHMARKS.md §5).
+        # The rollout's randomness drawn before its steps, in four calls of the generator
+        # instead of about five per step: on a CPU each call is a loop of small operations
+        # (BENCHMARKS.md §5). An env whose dynamics are random still draws in each step.
         key, k_act, k_env = jax.random.split(fs.key, 3)
         noise = (algo.exploration_noise(fs.algo, k_act, batch), self.env.step_noise(k_env, batch))
 
