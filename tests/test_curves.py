@@ -57,3 +57,20 @@ def test_multi_run_directories_expand_and_group(tmp_path):
     assert out.stat().st_size > 10_000
     assert main(["plot", str(parent), "--aggregate", "--out", str(tmp_path / "b.png")]) == 0
     assert main(["plot", str(parent), "--x", "train_wall", "--out", str(tmp_path / "c.png")]) == 0
+
+
+def test_runs_made_before_a_hyperparameter_existed_group_with_its_default():
+    """A run whose config.json predates a hyperparameter ran with that hyperparameter's
+    default, so it groups (plot) and is labelled (report) with runs that record the default."""
+    from duetto.algorithms import sac
+    from duetto.analysis.curves import _group_key, run_settings
+    from duetto.config import config_to_dict
+
+    full = json.loads(json.dumps(config_to_dict(sac.SACConfig())))  # as config.json holds it
+    old = {k: v for k, v in full.items() if k != "weight_init"}
+    assert run_settings({"algo": "sac", "config": old}) == full
+    key = lambda c: _group_key({"algo": "sac", "env": "Hopper-v5", "config": c})  # noqa: E731
+    assert key(old) == key(full)
+    assert key(old) != key({**full, "weight_init": "torch"})
+    # an unknown algorithm (a run of another program) is left as it is
+    assert run_settings({"algo": "other", "config": {"a": 1}}) == {"a": 1}

@@ -84,3 +84,17 @@ def test_report_command_from_run_directories(tmp_path, capsys):
     assert "| ppo |" in capsys.readouterr().out
     assert main(["report", runs[0], "--ref", "CartPole-v1=1,1"]) == 2
     assert "must differ" in capsys.readouterr().err
+
+
+def test_report_names_an_algorithms_own_varying_settings(tmp_path):
+    """Runs of one algorithm that differ in a numeric setting are told apart by it; settings
+    that differ only between algorithms (their defaults) do not name anything."""
+    from duetto.analysis.report import collect_scores
+
+    for s in range(2):
+        _run(tmp_path / f"ppo-{s}", "ppo", "CartPole-v1", s, 500.0)
+        _run(tmp_path / f"sac-a{s}", "sac", "CartPole-v1", s, 200.0, lr=3e-4)
+        _run(tmp_path / f"sac-b{s}", "sac", "CartPole-v1", s, 300.0, lr=1e-3)
+    scores = collect_scores(sorted(tmp_path.glob("*-*")))
+    assert sorted(scores) == ["ppo", "sac learning_rate=0.0003", "sac learning_rate=0.001"]
+    assert scores["sac learning_rate=0.001"]["CartPole-v1"] == [300.0, 300.0]

@@ -3,6 +3,8 @@ bootstrap confidence band."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +35,24 @@ def expand_runs(paths: list[Path]) -> list[Path]:
     return runs
 
 
+def run_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's hyperparameters as its config.json records them, with those added to duetto
+    after the run was made filled in with their defaults (what the run ran with: a new
+    hyperparameter's default keeps the behaviour from before it), so that such a run groups
+    with the same setting run later."""
+    from duetto.algorithms import ALGORITHMS
+
+    settings = dict(config.get("config", {}))
+    algo = ALGORITHMS.get(config.get("algo", ""))
+    for field in dataclasses.fields(algo.CONFIG) if algo is not None else ():
+        if field.name not in settings and field.default is not dataclasses.MISSING:
+            settings[field.name] = json.loads(json.dumps(field.default))  # as config.json has it
+    return settings
+
+
 def _group_key(config: dict[str, Any]) -> tuple[str, str]:
     """Runs that differ only in their seed share a group: (algorithm and settings, env)."""
-    return (f"{config['algo']} {sorted(config.get('config', {}).items())!r}", config["env"])
+    return (f"{config['algo']} {sorted(run_settings(config).items())!r}", config["env"])
 
 
 def aggregate(
@@ -129,7 +146,7 @@ def plot_seed_band(run_dirs: list[Path], out: Path, x: str = "step") -> Path:
         band = aggregate(curves)
         xs = band["x"] if x == "step" else aggregate(walls, resamples=1)["mean"]
         config = read_json(runs[0] / "config.json")
-        own = config["config"]  # algorithms differ in their settings: label with this one's
+        own = run_settings(config)  # algorithms differ in their settings: label with this one's
         name = config["algo"] + "".join(f" {k}={own[k]:g}" for k in varying if k in own)
         (line,) = ax.plot(xs, band["mean"], label=f"{name} (mean of {int(band['n'])} seeds)")
         ax.fill_between(xs, band["low"], band["high"], color=line.get_color(), alpha=0.25)
@@ -144,7 +161,7 @@ def _varying_settings(groups: dict[tuple[str, str], list[Path]]) -> list[str]:
     by_algo: dict[str, list[dict]] = {}
     for runs in groups.values():
         config = read_json(runs[0] / "config.json")
-        by_algo.setdefault(config["algo"], []).append(config["config"])
+        by_algo.setdefault(config["algo"], []).append(run_settings(config))
     varying = set()
     for configs in by_algo.values():
         for k in set().union(*configs):

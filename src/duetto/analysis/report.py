@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from duetto.analysis.curves import eval_rows, expand_runs
+from duetto.analysis.curves import eval_rows, expand_runs, run_settings
 from duetto.errors import DuettoError
 from duetto.runs.rundir import read_json, write_json
 
@@ -51,19 +51,27 @@ def collect_scores(run_dirs: list[Path]) -> dict[str, dict[str, list[float]]]:
         rows = eval_rows(run)
         if not rows:
             raise DuettoError(f"run '{run}' has no evaluation yet; train it first.")
-        label = config["algo"] + "".join(f" {k}={config['config'][k]:g}" for k in varying)
+        settings = run_settings(config)
+        label = config["algo"] + "".join(f" {k}={settings[k]:g}" for k in varying[config["algo"]])
         scores.setdefault(label, {}).setdefault(config["env"], []).append(rows[-1]["return_mean"])
     return scores
 
 
-def _varying(configs: list[dict[str, Any]]) -> list[str]:
-    """Numeric hyperparameters that differ between runs of one algorithm (they name it)."""
-    keys = set().union(*(c.get("config", {}) for c in configs))
-    out = []
-    for k in sorted(keys):
-        values = [c.get("config", {}).get(k) for c in configs]
-        if all(isinstance(v, int | float) for v in values) and len({repr(v) for v in values}) > 1:
-            out.append(k)
+def _varying(configs: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Per algorithm, the numeric hyperparameters that differ between its runs (they name the
+    runs' settings, as in a sweep)."""
+    by_algo: dict[str, list[dict[str, Any]]] = {}
+    for config in configs:
+        by_algo.setdefault(config["algo"], []).append(run_settings(config))
+    out = {}
+    for algo, settings in by_algo.items():
+        keys = set().union(*settings)
+        out[algo] = [
+            k
+            for k in sorted(keys)
+            if all(isinstance(s.get(k), int | float) for s in settings)
+            and len({repr(s.get(k)) for s in settings}) > 1
+        ]
     return out
 
 
