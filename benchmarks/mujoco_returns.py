@@ -7,8 +7,9 @@ step), evaluated every `--eval-every` steps on 10 deterministic episodes, one ru
 `--cores` pins them, so that two drivers can share a 2-core CPU, a core each. A run directory
 that already holds a checkpoint is resumed (exact resume), one that has finished is skipped, so
 the script can be stopped and started again. A driver holds a lock file per run while it trains
-it (`.<run>.lock` beside the run directories, holding its process id) and passes over runs that
-another live process holds, so several drivers can work through the same grid. At the end,
+it (`.<run>.lock` beside the run directories, holding its process id and start time) and
+passes over runs that another live process holds, so several drivers can work through the same
+grid. At the end,
 `duetto report` and `duetto plot --aggregate` summarise the runs per env.
 
     python benchmarks/mujoco_returns.py --steps 300000 --seeds 0-2
@@ -51,32 +52,34 @@ def steps_done(run: Path) -> int:
     return max((int(c.stem.split("-")[1]) for c in ckpts), default=0)
 
 
-def alive(pid: int) -> bool:
+def process_id(pid: int) -> str | None:
+    """'<pid> <start time>' of a live process, None if there is none: a lock left by a process
+    that is gone is not mistaken for a new process that got the same id (a new machine)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return f"{pid} {stat.rsplit(')', 1)[1].split()[19]}"  # field 22: start time in ticks
 
 
-def take(lock: Path) -> int | None:
-    """Create the lock file with this process's id; None when a live process holds it (the
-    id it holds otherwise). A lock whose process is gone is taken over."""
+def take(lock: Path) -> str | None:
+    """Create the lock file with this process's id; None when that worked, else the id of the
+    live process that holds it. A lock whose process is gone is taken over."""
+    me = process_id(os.getpid())
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             text = lock.read_text().strip()
-            if text.isdigit() and alive(int(text)):
-                return int(text)
+            holder = text.split()[0] if text else ""
+            if holder.isdigit() and process_id(int(holder)) == text:
+                return text
             lock.unlink(missing_ok=True)
             continue
         with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
+            f.write(str(me))
         return None
-    return -1  # another driver took it over between our two tries
+    return "another driver"  # it took the lock over between our two tries
 
 
 def train(
@@ -89,8 +92,7 @@ def train(
     lock = out / f".{run.name}.lock"
     holder = take(lock)
     if holder is not None:
-        by = f"process {holder}" if holder > 0 else "another driver"
-        print(f"{run.name}: taken by {by}, passed over", flush=True)
+        print(f"{run.name}: taken by {holder}, passed over", flush=True)
         return
     try:
         run_locked(run, algo, env, seed, steps, eval_every, cores)
