@@ -130,10 +130,10 @@ def plot_seed_band(run_dirs: list[Path], out: Path, x: str = "step") -> Path:
     groups: dict[tuple[str, str], list[Path]] = {}
     for run_dir in expand_runs(run_dirs):
         groups.setdefault(_group_key(read_json(run_dir / "config.json")), []).append(run_dir)
-    varying = _varying_settings(groups)
+    labels = run_labels([read_json(runs[0] / "config.json") for runs in groups.values()])
     plt, fig, ax = _figure()
     envs = set()
-    for (_, env), runs in groups.items():
+    for ((_, env), runs), name in zip(groups.items(), labels, strict=True):
         curves, walls = [], []
         for run in runs:
             rows = eval_rows(run)
@@ -145,9 +145,6 @@ def plot_seed_band(run_dirs: list[Path], out: Path, x: str = "step") -> Path:
             continue
         band = aggregate(curves)
         xs = band["x"] if x == "step" else aggregate(walls, resamples=1)["mean"]
-        config = read_json(runs[0] / "config.json")
-        own = run_settings(config)  # algorithms differ in their settings: label with this one's
-        name = config["algo"] + "".join(f" {k}={own[k]:g}" for k in varying if k in own)
         (line,) = ax.plot(xs, band["mean"], label=f"{name} (mean of {int(band['n'])} seeds)")
         ax.fill_between(xs, band["low"], band["high"], color=line.get_color(), alpha=0.25)
         envs.add(env)
@@ -155,17 +152,24 @@ def plot_seed_band(run_dirs: list[Path], out: Path, x: str = "step") -> Path:
     return _finish(plt, fig, ax, title, x, out)
 
 
-def _varying_settings(groups: dict[tuple[str, str], list[Path]]) -> list[str]:
-    """The numeric hyperparameters whose values differ between groups of the same algorithm
-    (for the legend; different algorithms are told apart by their names)."""
-    by_algo: dict[str, list[dict]] = {}
-    for runs in groups.values():
-        config = read_json(runs[0] / "config.json")
-        by_algo.setdefault(config["algo"], []).append(run_settings(config))
-    varying = set()
-    for configs in by_algo.values():
-        for k in set().union(*configs):
-            numeric = isinstance(configs[0].get(k), int | float)
-            if numeric and len({repr(c.get(k)) for c in configs}) > 1:
-                varying.add(k)
-    return sorted(varying)
+def run_labels(configs: list[dict[str, Any]]) -> list[str]:
+    """Each config's label: its algorithm, then the numeric hyperparameters whose values
+    differ between that algorithm's configs (as in a sweep). Different algorithms are told
+    apart by their names, so their differing settings are not named."""
+    settings = [run_settings(c) for c in configs]
+    by_algo: dict[str, list[dict[str, Any]]] = {}
+    for config, own in zip(configs, settings, strict=True):
+        by_algo.setdefault(config["algo"], []).append(own)
+    varying = {
+        algo: [
+            k
+            for k in sorted(set().union(*runs))
+            if all(isinstance(r.get(k), int | float) for r in runs)
+            and len({repr(r.get(k)) for r in runs}) > 1
+        ]
+        for algo, runs in by_algo.items()
+    }
+    return [
+        config["algo"] + "".join(f" {k}={own[k]:g}" for k in varying[config["algo"]])
+        for config, own in zip(configs, settings, strict=True)
+    ]

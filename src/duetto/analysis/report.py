@@ -12,11 +12,10 @@ directories' configs; runs that differ only in seed are one algorithm.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from duetto.analysis.curves import eval_rows, expand_runs, run_settings
+from duetto.analysis.curves import eval_rows, expand_runs, run_labels
 from duetto.errors import DuettoError
 from duetto.runs.rundir import read_json, write_json
 
@@ -45,34 +44,14 @@ def normalise(task: str, scores: np.ndarray, refs: dict[str, tuple[float, float]
 def collect_scores(run_dirs: list[Path]) -> dict[str, dict[str, list[float]]]:
     """{algorithm label: {task: [final evaluation return per run]}}."""
     configs = {run: read_json(run / "config.json") for run in expand_runs(run_dirs)}
-    varying = _varying(list(configs.values()))
+    labels = run_labels(list(configs.values()))
     scores: dict[str, dict[str, list[float]]] = {}
-    for run, config in configs.items():
+    for (run, config), label in zip(configs.items(), labels, strict=True):
         rows = eval_rows(run)
         if not rows:
             raise DuettoError(f"run '{run}' has no evaluation yet; train it first.")
-        settings = run_settings(config)
-        label = config["algo"] + "".join(f" {k}={settings[k]:g}" for k in varying[config["algo"]])
         scores.setdefault(label, {}).setdefault(config["env"], []).append(rows[-1]["return_mean"])
     return scores
-
-
-def _varying(configs: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """Per algorithm, the numeric hyperparameters that differ between its runs (they name the
-    runs' settings, as in a sweep)."""
-    by_algo: dict[str, list[dict[str, Any]]] = {}
-    for config in configs:
-        by_algo.setdefault(config["algo"], []).append(run_settings(config))
-    out = {}
-    for algo, settings in by_algo.items():
-        keys = set().union(*settings)
-        out[algo] = [
-            k
-            for k in sorted(keys)
-            if all(isinstance(s.get(k), int | float) for s in settings)
-            and len({repr(s.get(k)) for s in settings}) > 1
-        ]
-    return out
 
 
 def score_matrices(
