@@ -56,7 +56,7 @@ def train(env_id: str, seed: int, steps: int, eval_every: int) -> Path:
         def _on_step(self) -> bool:
             if self.num_timesteps % eval_every == 0:
                 returns, lengths = evaluate_policy(
-                    model, eval_env, n_eval_episodes=10, deterministic=True, return_episode_rewards=True
+                    model, eval_env, 10, deterministic=True, return_episode_rewards=True
                 )
                 row = {
                     "step": self.num_timesteps,
@@ -88,7 +88,7 @@ def summarise(env_id: str) -> Path:
         f"# SAC on {env_id}: SBX and duetto on the same machine",
         "",
         "Mean return of 10 deterministic evaluation episodes, by env step "
-        "(`python benchmarks/sbx_returns.py --env {0} --summarise`).".format(env_id),
+        f"(`python benchmarks/sbx_returns.py --env {env_id} --summarise`).",
         "",
         "| run | " + " | ".join(f"{s // 1000}k" for s in steps) + " |",
         "|---|" + "---|" * len(steps),
