@@ -98,9 +98,15 @@ def test_examples_run(tmp_path):
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    for name in ("quickstart.py", "callbacks_and_resume.py", "ppo_seeds.py"):
+    examples = {
+        "quickstart.py": [],
+        "callbacks_and_resume.py": [],
+        "ppo_seeds.py": [],
+        "compare_algorithms.py": ["2000"],  # 2,000 steps per seed instead of 4,000
+    }
+    for name, args in examples.items():
         r = subprocess.run(
-            [sys.executable, str(root / "examples" / name)],
+            [sys.executable, str(root / "examples" / name), *args],
             cwd=tmp_path,
             capture_output=True,
             text=True,
@@ -109,6 +115,11 @@ def test_examples_run(tmp_path):
         assert r.returncode == 0, r.stderr[-2000:]
         if name == "callbacks_and_resume.py":
             assert "resumed run identical to the straight run: True" in r.stdout
+        if name == "compare_algorithms.py":
+            assert all(f"| {a} |" in r.stdout for a in ("sac", "td3", "dsac-t")), r.stdout
+            assert (tmp_path / "pendulum_curves.png").exists()
+            assert (tmp_path / "pendulum_report" / "profiles.png").exists()
+            assert "FutureWarning" not in r.stderr, r.stderr[-2000:]
 
 
 def test_training_clock_stops_when_learn_returns(tiny):

@@ -98,3 +98,35 @@ def test_report_names_an_algorithms_own_varying_settings(tmp_path):
     scores = collect_scores(sorted(tmp_path.glob("*-*")))
     assert sorted(scores) == ["ppo", "sac learning_rate=0.0003", "sac learning_rate=0.001"]
     assert scores["sac learning_rate=0.001"]["CartPole-v1"] == [300.0, 300.0]
+
+
+def test_plot_and_report_from_python_and_their_bad_input(tmp_path, capsys):
+    """duetto.plot and duetto.report, the Python side of the commands: they write what they
+    return; a path that is not a run directory, or an output path that holds something else,
+    gets one message and leaves what is on disk as it was (through the command: exit 2)."""
+    import duetto
+
+    for s in range(3):
+        _run(tmp_path / f"ppo-{s}", "ppo", "CartPole-v1", s, 480.0 + s)
+    runs = sorted(tmp_path.glob("ppo-*"))
+    png = duetto.plot(runs, tmp_path / "band.png", aggregate=True)
+    assert png == tmp_path / "band.png" and png.read_bytes()[:4] == b"\x89PNG"
+    md = duetto.report(runs, tmp_path / "rep", reps=200)
+    assert md == tmp_path / "rep" / "report.md" and "| ppo |" in md.read_text()
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    with pytest.raises(DuettoError, match="is not a duetto run directory"):
+        duetto.plot([*runs, tmp_path], tmp_path / "x.png")
+    with pytest.raises(DuettoError, match="exists and is not a PNG"):
+        duetto.plot(runs, notes)
+    with pytest.raises(DuettoError, match="exists and is not a directory"):
+        duetto.report(runs, notes)
+    with pytest.raises(DuettoError, match="at least 100"):
+        duetto.report(runs, tmp_path / "rep2", reps=10)
+    with pytest.raises(DuettoError, match="'step' or 'train_wall'"):
+        duetto.plot(runs, tmp_path / "y.png", x="time")
+    assert notes.read_text() == "keep me"
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "rep2").exists()
+    assert main(["plot", str(runs[0]), "--out", str(notes)]) == 2
+    assert "not a PNG" in capsys.readouterr().err and notes.read_text() == "keep me"

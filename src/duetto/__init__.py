@@ -23,6 +23,19 @@ use_cpu_cores()  # after the pinning above: one CPU device per core this process
 enable_persistent_cache()
 
 from duetto.agent import DDPG, DSACT, PPO, SAC, TD3, Agent, load  # noqa: E402
+from duetto.analysis.facade import plot, report  # noqa: E402
 from duetto.errors import DuettoError  # noqa: E402
 
-__all__ = ["DDPG", "DSACT", "PPO", "SAC", "TD3", "Agent", "DuettoError", "load", "__version__"]
+__all__ = [
+    "DDPG",
+    "DSACT",
+    "PPO",
+    "SAC",
+    "TD3",
+    "Agent",
+    "DuettoError",
+    "load",
+    "plot",
+    "report",
+    "__version__",
+]

@@ -502,7 +502,7 @@ def cmd_eval(argv: list[str]) -> int:
 
 
 def cmd_plot(argv: list[str]) -> int:
-    from duetto.analysis.curves import expand_runs, plot_learning_curve, plot_seed_band
+    from duetto.analysis.facade import plot
 
     p = _Parser(prog="duetto plot", description="Draw learning curves of run directories.")
     p.add_argument(
@@ -522,22 +522,12 @@ def cmd_plot(argv: list[str]) -> int:
         help="x axis: env steps or training wall time",
     )
     args = p.parse_args(argv)
-    for run in args.runs:
-        if not (Path(run) / "config.json").exists():
-            raise DuettoError(f"'{run}' is not a duetto run directory (no config.json).")
-    out = Path(args.out)
-    if out.exists() and out.suffix.lower() != ".png":
-        raise DuettoError(f"'{out}' exists and is not a PNG; not overwriting it.")
-    runs = [Path(r) for r in args.runs]
-    if args.aggregate:
-        print(plot_seed_band(runs, out, x=args.x))
-    else:
-        print(plot_learning_curve(expand_runs(runs), out, x=args.x))
+    print(plot(args.runs, args.out, aggregate=args.aggregate, x=args.x))
     return 0
 
 
 def cmd_report(argv: list[str]) -> int:
-    from duetto.analysis.report import write_report
+    from duetto.analysis.facade import report
 
     p = _Parser(
         prog="duetto report",
@@ -567,15 +557,8 @@ def cmd_report(argv: list[str]) -> int:
         if low == high:
             raise DuettoError(f"--ref '{item}': the two returns must differ.")
         refs[name.removeprefix("gymnax:")] = (low, high)
-    for run in args.runs:
-        if not (Path(run) / "config.json").exists():
-            raise DuettoError(f"'{run}' is not a duetto run directory (no config.json).")
-    if args.reps < 100:
-        raise DuettoError(f"--reps must be at least 100 bootstrap resamples, got {args.reps}.")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise DuettoError(f"'{out}' exists and is not a directory; not overwriting it.")
-    path = write_report([Path(r) for r in args.runs], out, refs, reps=args.reps)
+    path = report(args.runs, out, refs, reps=args.reps)
     print(path.read_text(), end="")
     print(
         f"written: {path}, {out / 'report.json'}, {out / 'aggregates.png'}, {out / 'profiles.png'}"

@@ -11,6 +11,9 @@ directories' configs; runs that differ only in seed are one algorithm.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -93,9 +96,19 @@ def interval_estimates(
     """Point estimates [4] and 95 % stratified-bootstrap intervals [2, 4] per algorithm."""
     from rliable import library as rly
 
-    return rly.get_interval_estimates(
-        matrices, aggregate_metrics, reps=reps, random_state=np.random.RandomState(seed)
-    )
+    with _quiet_bootstrap():
+        return rly.get_interval_estimates(
+            matrices, aggregate_metrics, reps=reps, random_state=np.random.RandomState(seed)
+        )
+
+
+@contextlib.contextmanager
+def _quiet_bootstrap() -> Iterator[None]:
+    """rliable seeds `arch`'s bootstrap with a RandomState, which arch deprecates in a
+    FutureWarning addressed to rliable, not to duetto's users."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "random_state is deprecated", FutureWarning)
+        yield
 
 
 def write_report(
@@ -156,7 +169,8 @@ def write_report(
     plt.close(fig)
 
     taus = np.linspace(0.0, 1.1, 45)
-    profiles, profile_cis = rly.create_performance_profile(matrices, taus)
+    with _quiet_bootstrap():
+        profiles, profile_cis = rly.create_performance_profile(matrices, taus)
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
     plot_utils.plot_performance_profiles(
         profiles,
