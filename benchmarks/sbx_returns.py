@@ -5,10 +5,12 @@ returns beside the published ones.
 
 RL-Zoo's SAC setting for MuJoCo (SBX's defaults with learning_starts 10,000: lr 3e-4, batch
 256, buffer 1M, τ 0.005, γ 0.99, α learned from 1.0, 256x256), one env; every `--eval-every`
-env steps, 10 deterministic episodes on a separate env. Each seed appends its evaluations to
-`benchmarks/results/mujoco/sbx-sac-<env>-s<seed>.jsonl` (one JSON object per evaluation) and
-`--summarise` writes them, next to duetto's SAC runs of the same seeds, to
-`benchmarks/results/sbx_sac_<env>.md`. Runs in the benchmark venv (sbx installed):
+env steps, 10 deterministic episodes on a separate env. Each seed writes a directory shaped
+like a duetto run's, `benchmarks/results/mujoco/sbx-sac-<env>-s<seed>/` (config.json with algo
+"sbx-sac", and the evaluations as metrics.jsonl rows), so that `duetto plot` and `duetto report`
+read it beside duetto's runs. `--summarise` writes `benchmarks/results/sbx_sac_<env>.{md,png}`:
+every seed's evaluations, and the mean over seeds with a 95 % bootstrap band of SBX's SAC and
+duetto's. Runs in the benchmark venv (sbx installed):
 
     taskset -c 0 python benchmarks/sbx_returns.py --env Hopper-v5 --seed 0 --steps 300000 &
     taskset -c 1 python benchmarks/sbx_returns.py --env Hopper-v5 --seed 1 --steps 300000
@@ -27,14 +29,17 @@ RUNS = Path(__file__).resolve().parent / "results" / "mujoco"
 
 def train(env_id: str, seed: int, steps: int, eval_every: int) -> Path:
     import gymnasium as gym
+    import numpy as np
     from sbx import SAC
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.monitor import Monitor
 
-    out = RUNS / f"sbx-sac-{env_id}-s{seed}.jsonl"
-    if out.exists():
-        raise SystemExit(f"{out} exists; move it aside to run this seed again.")
+    run = RUNS / f"sbx-sac-{env_id}-s{seed}"
+    if run.exists():
+        raise SystemExit(f"{run} exists; move it aside to run this seed again.")
+    run.mkdir(parents=True)
+    out = run / "metrics.jsonl"
     model = SAC(
         "MlpPolicy",
         gym.make(env_id),
@@ -48,6 +53,7 @@ def train(env_id: str, seed: int, steps: int, eval_every: int) -> Path:
         ent_coef="auto_1.0",
         policy_kwargs={"net_arch": [256, 256]},
     )
+    (run / "config.json").write_text(json.dumps({"algo": "sbx-sac", "env": env_id, "seed": seed}))
     eval_env = Monitor(gym.make(env_id))
     eval_env.reset(seed=seed + 10_000)
     t0 = time.perf_counter()
@@ -59,31 +65,31 @@ def train(env_id: str, seed: int, steps: int, eval_every: int) -> Path:
                     model, eval_env, 10, deterministic=True, return_episode_rewards=True
                 )
                 row = {
+                    "kind": "eval",
                     "step": self.num_timesteps,
                     "train_wall": time.perf_counter() - t0,
-                    "return_mean": float(sum(returns) / len(returns)),
-                    "length_mean": float(sum(lengths) / len(lengths)),
+                    "return_mean": float(np.mean(returns)),
+                    "return_std": float(np.std(returns)),
+                    "length_mean": float(np.mean(lengths)),
                 }
                 with out.open("a") as f:
                     f.write(json.dumps(row) + "\n")
             return True
 
     model.learn(steps, callback=Evaluate())
-    return out
+    return run
 
 
 def summarise(env_id: str) -> Path:
-    """A markdown table: SBX's and duetto's SAC evaluations per seed at each evaluated step."""
-    tables = []
-    for name, pattern, read in (
-        ("SBX SAC", f"sbx-sac-{env_id}-s*.jsonl", _read_sbx),
-        ("duetto SAC", f"sac-{env_id}-s*", _read_duetto),
-    ):
-        for path in sorted(RUNS.glob(pattern)):
-            rows = read(path)
-            if rows:
-                tables.append((f"{name}, seed {path.name.rsplit('-s', 1)[1].split('.')[0]}", rows))
-    steps = sorted({s for _, rows in tables for s in rows})
+    """A markdown table of every seed's evaluations, SBX's SAC and duetto's, and a picture of
+    the mean over seeds of each with its 95 % bootstrap band (`duetto plot --aggregate`)."""
+    import duetto
+
+    runs = sorted(RUNS.glob(f"sbx-sac-{env_id}-s*")) + sorted(RUNS.glob(f"sac-{env_id}-s*"))
+    runs = [r for r in runs if (r / "metrics.jsonl").exists()]
+    evals = {r: {row["step"]: row["return_mean"] for row in _eval_rows(r)} for r in runs}
+    steps = sorted({s for rows in evals.values() for s in rows})
+    name = {"sbx-sac": "SBX SAC", "sac": "duetto SAC"}
     lines = [
         f"# SAC on {env_id}: SBX and duetto on the same machine",
         "",
@@ -93,24 +99,20 @@ def summarise(env_id: str) -> Path:
         "| run | " + " | ".join(f"{s // 1000}k" for s in steps) + " |",
         "|---|" + "---|" * len(steps),
     ]
-    for label, rows in tables:
+    for run, rows in evals.items():
+        config = json.loads((run / "config.json").read_text())
         cells = [f"{rows[s]:,.0f}" if s in rows else "" for s in steps]
+        label = f"{name[config['algo']]}, seed {config['seed']}"
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     out = RUNS.parent / f"sbx_sac_{env_id}.md"
     out.write_text("\n".join(lines) + "\n")
+    duetto.plot(runs, out.with_suffix(".png"), aggregate=True)
     return out
 
 
-def _read_sbx(path: Path) -> dict[int, float]:
-    return {r["step"]: r["return_mean"] for r in map(json.loads, path.read_text().splitlines())}
-
-
-def _read_duetto(run: Path) -> dict[int, float]:
-    metrics = run / "metrics.jsonl"
-    if not metrics.exists():
-        return {}
-    rows = map(json.loads, metrics.read_text().splitlines())
-    return {r["step"]: r["return_mean"] for r in rows if r["kind"] == "eval"}
+def _eval_rows(run: Path) -> list[dict]:
+    rows = map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+    return [r for r in rows if r.get("kind") == "eval"]
 
 
 def main() -> None:
