@@ -32,6 +32,20 @@ MARKS = (WINDOW_FROM,)
 OUT = Path(__file__).resolve().parent / "results" / "sac_halfcheetah.json"
 
 
+def zoo_mujoco_sac() -> dict[str, Any]:
+    """RL-Zoo's SAC setting for MuJoCo as SB3 and SBX take it (each script adds its own
+    learning_starts); `sbx_returns.py` uses it too."""
+    return {
+        "batch_size": 256,
+        "buffer_size": 1_000_000,
+        "learning_rate": 3e-4,
+        "tau": 0.005,
+        "gamma": 0.99,
+        "ent_coef": "auto_1.0",
+        "policy_kwargs": {"net_arch": [256, 256]},
+    }
+
+
 def run_sb3_like(lib: str, seed: int, steps: int) -> dict[str, Any]:
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
@@ -48,13 +62,7 @@ def run_sb3_like(lib: str, seed: int, steps: int) -> dict[str, Any]:
         seed=seed,
         verbose=0,
         learning_starts=LEARNING_STARTS,
-        batch_size=256,
-        buffer_size=1_000_000,
-        learning_rate=3e-4,
-        tau=0.005,
-        gamma=0.99,
-        ent_coef="auto_1.0",
-        policy_kwargs={"net_arch": [256, 256]},
+        **zoo_mujoco_sac(),
     )
     stamps: dict[int, float] = {}
 

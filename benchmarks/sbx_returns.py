@@ -30,6 +30,7 @@ RUNS = Path(__file__).resolve().parent / "results" / "mujoco"
 def train(env_id: str, seed: int, steps: int, eval_every: int) -> Path:
     import gymnasium as gym
     import numpy as np
+    from sac_halfcheetah import zoo_mujoco_sac  # this script's folder, on sys.path when run
     from sbx import SAC
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.evaluation import evaluate_policy
@@ -45,13 +46,7 @@ def train(env_id: str, seed: int, steps: int, eval_every: int) -> Path:
         gym.make(env_id),
         seed=seed,
         learning_starts=10_000,
-        batch_size=256,
-        buffer_size=1_000_000,
-        learning_rate=3e-4,
-        tau=0.005,
-        gamma=0.99,
-        ent_coef="auto_1.0",
-        policy_kwargs={"net_arch": [256, 256]},
+        **zoo_mujoco_sac(),
     )
     (run / "config.json").write_text(json.dumps({"algo": "sbx-sac", "env": env_id, "seed": seed}))
     eval_env = Monitor(gym.make(env_id))

@@ -127,10 +127,11 @@ def plot_seed_band(run_dirs: list[Path], out: Path, x: str = "step") -> Path:
     """Mean evaluation return over the seeds of each group of runs (runs that differ only in
     their seed), with a 95 % bootstrap confidence band of the mean. With x='train_wall' the x
     of each point is the mean wall time over seeds at that env step."""
+    configs = {run: read_json(run / "config.json") for run in expand_runs(run_dirs)}
     groups: dict[tuple[str, str], list[Path]] = {}
-    for run_dir in expand_runs(run_dirs):
-        groups.setdefault(_group_key(read_json(run_dir / "config.json")), []).append(run_dir)
-    labels = run_labels([read_json(runs[0] / "config.json") for runs in groups.values()])
+    for run, config in configs.items():
+        groups.setdefault(_group_key(config), []).append(run)
+    labels = run_labels([configs[runs[0]] for runs in groups.values()])
     plt, fig, ax = _figure()
     envs = set()
     for ((_, env), runs), name in zip(groups.items(), labels, strict=True):
