@@ -115,8 +115,8 @@ def run_duetto_host(seed: int) -> dict[str, Any]:
             )
 
     agent.learn(STEPS, eval_every=EVAL_EVERY, eval_episodes=EVAL_EPISODES, callbacks=[record])
-    record(type("Ctx", (), {"last_eval": agent._last_eval})())
-    return {"steps": agent.env_steps, "train_wall": agent._train_wall, "evals": evals}
+    record(type("Ctx", (), {"last_eval": agent.last_eval})())
+    return {"steps": agent.env_steps, "train_wall": agent.train_wall, "evals": evals}
 
 
 def run_duetto_fused(seed: int) -> dict[str, Any]:

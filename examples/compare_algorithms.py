@@ -15,6 +15,8 @@ import sys
 
 import duetto
 
+duetto.configure()  # one CPU device per core: a program's seeds are split over them
+
 steps = int(sys.argv[1]) if len(sys.argv) > 1 else 4_000
 runs = []
 for algorithm in (duetto.SAC, duetto.TD3, duetto.DSACT):

@@ -11,6 +11,8 @@ import numpy as np
 
 import duetto
 
+duetto.configure()  # one CPU device per core: a program's seeds are split over them
+
 steps = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
 scales = [0.1, 1.0, 10.0]
 for name, omega_scaling in (("dsac-t", True), ("without-omega", False)):

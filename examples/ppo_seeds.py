@@ -8,6 +8,8 @@ import gymnasium as gym
 
 import duetto
 
+duetto.configure()  # one CPU device per core: a program's seeds are split over them
+
 # Host loop: Gymnasium's CartPole, RL-Zoo preset (8 envs), stop once an evaluation hits 500.
 model = duetto.PPO("CartPole-v1", seed=0, preset="cartpole")
 model.learn(100_000, eval_every=10_000, stop_at_return=500)
@@ -21,7 +23,7 @@ action = model.predict(obs)  # an int, as CartPole takes it
 fused = duetto.PPO("gymnax:CartPole-v1", seeds=range(6), preset="cartpole", run_dir="ppo-seeds")
 fused.learn(30_000, eval_every=10_000)
 print("fused loop, evaluation per seed:", [round(r) for r in fused.last_eval["seed_returns"]])
-# Split over as many devices as divide 6 (on a CPU, duetto makes one device per core).
+# Split over as many devices as divide 6 (duetto.configure() made one per core).
 print("seeds split over", fused.devices, "device(s)")
 
 fused = duetto.load("ppo-seeds")  # the latest checkpoint of all six seeds

@@ -36,7 +36,7 @@ def _ckpt_arrays(path):
     import zipfile
 
     with zipfile.ZipFile(path) as z, np.load(io.BytesIO(z.read("state.npz"))) as npz:
-        return [npz[f"arr_{i}"] for i in range(len(npz.files))]
+        return [npz[k] for k in sorted(npz.files)]  # named by tree path
 
 
 def test_train_eval_resume_end_to_end(tmp_path):

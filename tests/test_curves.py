@@ -61,16 +61,22 @@ def test_multi_run_directories_expand_and_group(tmp_path):
 
 def test_runs_made_before_a_hyperparameter_existed_group_with_its_default():
     """A run whose config.json predates a hyperparameter ran with that hyperparameter's
-    default, so it groups (plot) and is labelled (report) with runs that record the default."""
+    default of the time, so it groups (plot) and is labelled (report) with runs that record that
+    value: `weight_init` came in with Flax's LeCun weights as its default, now PyTorch's."""
     from duetto.algorithms import sac
     from duetto.analysis.curves import _group_key, run_settings
     from duetto.config import config_to_dict
 
     full = json.loads(json.dumps(config_to_dict(sac.SACConfig())))  # as config.json holds it
     old = {k: v for k, v in full.items() if k != "weight_init"}
-    assert run_settings({"algo": "sac", "config": old}) == full
+    lecun = {**full, "weight_init": "lecun"}
+    assert full["weight_init"] == "torch"
+    assert run_settings({"algo": "sac", "config": old}) == lecun
     key = lambda c: _group_key({"algo": "sac", "env": "Hopper-v5", "config": c})  # noqa: E731
-    assert key(old) == key(full)
-    assert key(old) != key({**full, "weight_init": "torch"})
+    assert key(old) == key(lecun)
+    assert key(old) != key(full)
+    # one without a changed default takes that default
+    no_tau = {k: v for k, v in full.items() if k != "tau"}
+    assert run_settings({"algo": "sac", "config": no_tau}) == full
     # an unknown algorithm (a run of another program) is left as it is
     assert run_settings({"algo": "other", "config": {"a": 1}}) == {"a": 1}

@@ -100,7 +100,7 @@ def test_paper_loss_gradients_are_the_refined_nll_gradients():
     np.testing.assert_allclose(grad_std, expected_std, rtol=1e-5)
 
 
-_update = jax.jit(dsac_t.update)  # one compilation instead of op-by-op dispatch
+_update = jax.jit(lambda state, batch: dsac_t.update(state, batch, 0))  # one compilation
 
 
 def _setup(**overrides):
@@ -184,10 +184,10 @@ def test_reward_scale_multiplies_the_reward_before_learning():
 def test_warmup_actions_come_from_the_policy_or_uniform():
     cfg, _, state, batch = _setup()
     key = jax.random.PRNGKey(3)
-    policy = warmup_action(dsac_t, cfg, state, batch.obs, key)
+    policy = warmup_action(dsac_t, cfg, state, batch.obs, key, 2)
     np.testing.assert_array_equal(policy, dsac_t.act(state, batch.obs, key, False))
     uniform_cfg = build_config(dsac_t.CONFIG, dsac_t.NAME, {}, {"warmup_actions": "uniform"})
-    uniform = warmup_action(dsac_t, uniform_cfg, state, batch.obs, key)
+    uniform = warmup_action(dsac_t, uniform_cfg, state, batch.obs, key, 2)
     np.testing.assert_array_equal(uniform, jax.random.uniform(key, (8, 2), minval=-1, maxval=1))
 
 

@@ -87,7 +87,7 @@ def test_bfloat16_matmuls_run_and_keep_float32_parameters(tiny):
     agent.learn(200, eval_every=200, eval_episodes=2)
     leaves = [np.asarray(x) for x in __import__("jax").tree.leaves(agent.state.actor_params)]
     assert all(x.dtype == np.float32 for x in leaves)
-    assert np.isfinite(agent._last_eval["return_mean"])
+    assert np.isfinite(agent.last_eval["return_mean"])
 
 
 def test_examples_run(tmp_path):
@@ -122,10 +122,13 @@ def test_examples_run(tmp_path):
             assert "FutureWarning" not in r.stderr, r.stderr[-2000:]
 
 
-def test_training_clock_stops_when_learn_returns(tiny):
+def test_training_clock_stops_when_learn_returns(tiny, tmp_path):
     import time
 
+    from duetto.runs.checkpoint import read_meta
+
     agent = duetto.SAC("Pendulum-v1", seed=0, run_dir=False, **tiny).learn(100, eval_every=100)
-    wall = agent._meta()["train_wall"]
+    wall = read_meta(agent.save(tmp_path / "a.ckpt"))["train_wall"]
     time.sleep(0.3)
-    assert agent._meta()["train_wall"] == wall > 0
+    assert read_meta(agent.save(tmp_path / "b.ckpt"))["train_wall"] == wall > 0
+    assert agent.train_wall == wall

@@ -8,7 +8,6 @@ import pytest
 import duetto
 from duetto.cli import main
 from duetto.errors import DuettoError
-from duetto.fused_agent import FusedAgent
 
 SEEDS = [0, 1, 2, 3, 4]
 
@@ -19,15 +18,15 @@ def test_fused_ppo_solves_cartpole_by_100k_on_4_of_5_seeds():
     agent = duetto.PPO("gymnax:CartPole-v1", seeds=SEEDS, preset="cartpole", run_dir=False)
     best = np.full(len(SEEDS), -np.inf)
 
-    def track(ev):
-        np.maximum(best, ev["seed_returns"], out=best)
+    def track(ctx):
+        np.maximum(best, ctx.last_eval["seed_returns"], out=best)
 
     agent.learn(
         100_000,
         eval_every=10_000,
         callbacks=[track],
     )
-    assert isinstance(agent, FusedAgent) and agent.env_steps >= 100_000
+    assert isinstance(agent, duetto.PPO) and agent.env_steps >= 100_000
     assert (best >= 500).sum() >= 4, best
 
 
@@ -52,7 +51,7 @@ HP = dict(n_steps=16, batch_size=32, n_epochs=2, normalize_obs=True, normalize_r
 
 
 def _leaves(agent, index=None):
-    state = agent.loop_state
+    state = agent.loop.state
     if index is not None:
         state = jax.tree.map(lambda x: x[index], state)
     return [np.asarray(x) for x in jax.tree.leaves(state)]
@@ -82,7 +81,8 @@ def test_fused_resume_is_bit_identical_and_compiles_once(tmp_path):
         buffer_size=300,
     )
     full.learn(600, eval_every=200, eval_episodes=2)
-    assert full.loop._train.cache_size() == 1 and full.loop._evaluate.cache_size() == 1
+    programs = full.loop.loop
+    assert programs._train.cache_size() == 1 and programs._evaluate.cache_size() == 1
 
     run = tmp_path / "run"
     half = duetto.SAC(
@@ -251,69 +251,3 @@ print("ok")
 """
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
-
-
-def test_exported_programs_are_reused_and_give_the_same_run(tmp_path, monkeypatch):
-    """The exported-program cache: the first run traces and stores its programs, the second
-    loads them without tracing, except one whose file was damaged, which is traced again; both
-    give the same bits as a run without it."""
-    from duetto import compile_cache
-    from duetto.loops.compiled import Program
-
-    def run() -> list[np.ndarray]:
-        agent = duetto.PPO("gymnax:CartPole-v1", seeds=[1, 2], n_envs=2, run_dir=False, **HP)
-        agent.learn(128, eval_every=64, eval_episodes=2)
-        return _leaves(agent)
-
-    monkeypatch.setattr(compile_cache, "_programs", None)
-    reference = run()
-    exports = []
-    original = Program._export
-    monkeypatch.setattr(Program, "_export", lambda *a: exports.append(1) or original(*a))
-    monkeypatch.setattr(compile_cache, "_programs", tmp_path)
-    first = run()
-    files = sorted(tmp_path.glob("*.program"))
-    assert len(exports) == 3 and len(files) == 3  # init, train, evaluate
-    files[0].write_bytes(files[0].read_bytes()[:100])  # truncated
-    second = run()
-    assert len(exports) == 4  # two loaded, the truncated one traced again
-    for leaves in (first, second):
-        for a, b in zip(reference, leaves, strict=True):
-            np.testing.assert_array_equal(a, b)
-
-
-def test_program_cache_drops_the_least_recently_used(tmp_path):
-    import os
-
-    from duetto.loops.compiled import _prune
-
-    for i in range(7):
-        (tmp_path / f"{i}.program").write_bytes(b"x")
-        os.utime(tmp_path / f"{i}.program", (i, i))
-    os.utime(tmp_path / "1.program", (10, 10))  # used last
-    _prune(tmp_path, keep=4)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{i}.program" for i in (1, 4, 5, 6)]
-
-
-def test_program_keys_follow_jax_settings_and_outside_algorithm_source(tmp_path):
-    """What the exported-program cache's keys hold beyond a program's own description: the JAX
-    settings of the moment, and the source of an algorithm module from outside duetto."""
-    import importlib.util
-
-    import duetto.algorithms.sac as sac
-    from duetto.compile_cache import fingerprint, module_tag
-
-    plain = fingerprint()
-    with jax.default_matmul_precision("highest"):
-        assert fingerprint() != plain
-    assert fingerprint() == plain
-    assert module_tag(sac) == "duetto.algorithms.sac"
-    source = tmp_path / "my_algo.py"
-    tags = []
-    for body in ("X = 1\n", "X = 2\n"):
-        source.write_text(body)
-        spec = importlib.util.spec_from_file_location("my_algo", source)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        tags.append(module_tag(module))
-    assert tags[0].startswith("my_algo@") and tags[0] != tags[1]

@@ -14,7 +14,7 @@ def _train(preset: str, seed: int) -> tuple[float, float]:
     steps = duetto.SAC.algorithm.PRESET_STEPS[preset]  # fast: 10k, already "by 20k"; zoo: 20k
     agent = duetto.SAC("Pendulum-v1", seed=seed, preset=preset, run_dir=False)
     agent.learn(steps, eval_every=steps, eval_episodes=10)
-    return agent._last_eval["return_mean"], float(np.exp(agent.state.log_alpha))
+    return agent.last_eval["return_mean"], float(np.exp(agent.state.log_alpha))
 
 
 def _check(preset: str) -> None:

@@ -78,7 +78,7 @@ def test_same_seed_same_result_and_other_seed_differs(tiny):
     a, b, c = (_params(r) for r in runs)
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
-    assert runs[0]._last_eval["returns"] == runs[1]._last_eval["returns"]
+    assert runs[0].last_eval["returns"] == runs[1].last_eval["returns"]
 
 
 def test_each_program_compiles_once_per_run(tiny):
@@ -89,7 +89,7 @@ def test_each_program_compiles_once_per_run(tiny):
     agent.predict(np.zeros((5, 3)))  # another batch size is another program, once
     for program in agent.loop.programs:
         assert program.cache_size() == 1
-    assert agent._policy._cache_size() == 3  # evaluation batch 2, predict batches 1 and 5
+    assert agent.loop._policy._cache_size() == 3  # evaluation batch 2, predict batches 1 and 5
 
 
 def test_nan_from_env_is_a_clear_error(tiny):

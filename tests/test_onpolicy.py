@@ -19,7 +19,7 @@ def test_ppo_host_solves_cartpole_by_100k_on_4_of_5_seeds():
     for seed in SEEDS:
         agent = duetto.PPO("CartPole-v1", seed=seed, preset="cartpole", run_dir=False)
         agent.learn(100_000, eval_every=10_000, stop_at_return=500)
-        solved.append(agent._last_eval["return_mean"] >= 500)
+        solved.append(agent.last_eval["return_mean"] >= 500)
     assert sum(solved) >= 4, solved
 
 
@@ -110,7 +110,7 @@ def test_async_envs_step_as_sync_ones_and_resume_exactly(tmp_path):
     first.save(tmp_path / "a.ckpt")
     first.close()
     resumed = duetto.load(tmp_path / "a.ckpt")
-    assert resumed.vectorization == "async"
+    assert resumed.loop.vectorization == "async"
     resumed.learn(56, eval_every=1000)
     for a, b in zip(
         jax.tree.leaves(sync.loop.state), jax.tree.leaves(resumed.loop.state), strict=True

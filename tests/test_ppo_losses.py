@@ -119,7 +119,7 @@ def test_first_update_ratio_is_one_and_loss_decreases():
     rollout = Rollout(
         obs, action.reshape(16, 2, 2), log_prob.reshape(16, 2), reward, obs, zeros, zeros
     )
-    new_state, metrics = ppo.update(state, rollout)
+    new_state, metrics = ppo.update(state, rollout, 32)
     assert float(metrics["clip_fraction"]) == 0.0
     assert float(metrics["approx_kl"]) < 1e-6
     changed = jax.tree.leaves(
@@ -142,10 +142,10 @@ def test_declared_metrics_are_what_update_returns():
     state = ppo.init(jax.random.PRNGKey(0), spec, cfg, n_envs=1)
     z = jnp.zeros((4, 1))
     rollout = Rollout(jnp.zeros((4, 1, 3)), jnp.zeros((4, 1, 1)), z, z, jnp.zeros((4, 1, 3)), z, z)
-    assert set(jax.eval_shape(ppo.update, state, rollout)[1]) == set(ppo.METRICS)
+    assert set(jax.eval_shape(ppo.update, state, rollout, 4)[1]) == set(ppo.METRICS)
     cfg = build_config(sac.SACConfig, "sac", {}, {})
     state = sac.init(jax.random.PRNGKey(0), spec, cfg)
     batch = Transition(
         jnp.zeros((2, 3)), jnp.zeros((2, 1)), jnp.zeros(2), jnp.zeros((2, 3)), jnp.zeros(2)
     )
-    assert set(jax.eval_shape(sac.update, state, batch)[1]) == set(sac.METRICS)
+    assert set(jax.eval_shape(sac.update, state, batch, 0)[1]) == set(sac.METRICS)

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from duetto import losses
 from duetto.algorithms import sac
 from duetto.data.replay import Transition
 from duetto.envs.spec import EnvSpec
@@ -15,7 +16,7 @@ def test_soft_target_matches_hand_computation():
     terminated = jnp.array([0.0, 1.0, 0.0])
     next_q = jnp.array([[3.0, 10.0, -1.0], [2.0, 11.0, -4.0]])  # [N=2, B=3]
     next_log_prob = jnp.array([-1.0, 0.3, 2.0])
-    y = sac.soft_target(reward, terminated, next_q, next_log_prob, alpha=0.2, gamma=0.9)
+    y = losses.soft_target(reward, terminated, next_q, next_log_prob, alpha=0.2, gamma=0.9)
     # y = r + γ(1−d)(min Q̄ − α log π)
     expected = [1.0 + 0.9 * (2.0 + 0.2), -2.0, 0.5 + 0.9 * (-4.0 - 0.4)]
     np.testing.assert_allclose(y, expected, rtol=1e-6)
@@ -24,8 +25,8 @@ def test_soft_target_matches_hand_computation():
 def test_truncated_transition_bootstraps_and_terminated_does_not():
     next_q = jnp.array([[5.0], [6.0]])
     zero = jnp.zeros(1)
-    kept = sac.soft_target(jnp.ones(1), jnp.zeros(1), next_q, zero, 0.0, 0.99)
-    cut = sac.soft_target(jnp.ones(1), jnp.ones(1), next_q, zero, 0.0, 0.99)
+    kept = losses.soft_target(jnp.ones(1), jnp.zeros(1), next_q, zero, 0.0, 0.99)
+    cut = losses.soft_target(jnp.ones(1), jnp.ones(1), next_q, zero, 0.0, 0.99)
     np.testing.assert_allclose(kept, [1.0 + 0.99 * 5.0])
     np.testing.assert_allclose(cut, [1.0])
 
@@ -34,7 +35,7 @@ def test_critic_loss_is_half_mse_summed_over_critics():
     q = jnp.array([[1.0, 2.0], [0.0, 4.0]])
     y = jnp.array([2.0, 2.0])
     # critic 1: ½·mean(1, 0) = 0.25; critic 2: ½·mean(4, 4) = 2.0
-    np.testing.assert_allclose(sac.critic_loss(q, y), 2.25, rtol=1e-6)
+    np.testing.assert_allclose(losses.critic_regression(q, y), 2.25, rtol=1e-6)
 
 
 def test_actor_loss_uses_min_over_critics():
@@ -46,7 +47,7 @@ def test_actor_loss_uses_min_over_critics():
 
 def test_temperature_gradient_lowers_alpha_when_entropy_is_above_target():
     log_prob = jnp.array([-3.0, -2.0])  # entropy ≈ 2.5 > H̄ = −1
-    grad = jax.grad(sac.temperature_loss)(jnp.array(0.0), log_prob, -1.0)
+    grad = jax.grad(losses.temperature_loss)(jnp.array(0.0), log_prob, -1.0)
     # dL/dlogα = −mean(log π + H̄) = −(−2.5 − 1) = 3.5 > 0, so descent lowers α
     np.testing.assert_allclose(grad, 3.5, rtol=1e-6)
 
@@ -68,7 +69,7 @@ def test_update_critic_step_matches_hand_gradient_step():
     config = sac.SACConfig(hidden=(16, 16), learning_rate=1e-2)
     state = sac.init(jax.random.PRNGKey(0), spec, config)
     batch = _batch(jax.random.PRNGKey(1), spec)
-    new_state, metrics = sac.update(state, batch)
+    new_state, metrics = sac.update(state, batch, 0)
 
     actor, critic = sac._networks(config, spec)
     _, k_next, _ = jax.random.split(state.key, 3)
@@ -112,7 +113,7 @@ def test_actor_step_lowers_actor_loss_and_leaves_critics_alone():
     s = state
     losses = []
     for _ in range(30):
-        s, m = jax.jit(sac.update)(s, batch)
+        s, m = jax.jit(sac.update)(s, batch, 0)
         losses.append(float(m["actor_loss"]))
     assert losses[-1] < losses[0]
     assert int(s.updates) == 30

@@ -28,13 +28,13 @@ def test_critic_loss_matches_hand_computation_without_smoothing():
     y = np.asarray(batch.reward) + 0.9 * (1 - np.asarray(batch.terminated)) * next_q.min(0)
     q = np.asarray(critic.apply(state.critic_params, batch.obs, batch.action))
     expected = sum(0.5 * np.mean((q[i] - y) ** 2) for i in range(2))
-    _, metrics = td3.update(state, batch)
+    _, metrics = td3.update(state, batch, 0)
     np.testing.assert_allclose(metrics["critic_loss"], expected, rtol=1e-5)
 
 
 def test_actor_and_targets_move_every_policy_delay_steps():
     cfg, _, s0, batch = setup_update(td3, policy_delay=2, tau=0.1)
-    s1, _ = td3.update(s0, batch)
+    s1, _ = td3.update(s0, batch, 0)
     same = jax.tree.map(lambda a, b: bool(jnp.all(a == b)), s0.actor_params, s1.actor_params)
     assert all(jax.tree.leaves(same))
     assert all(
@@ -44,7 +44,7 @@ def test_actor_and_targets_move_every_policy_delay_steps():
             )
         )
     )
-    s2, metrics = td3.update(s1, batch)
+    s2, metrics = td3.update(s1, batch, 0)
     moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), s1.actor_params, s2.actor_params)
     assert all(jax.tree.leaves(moved))
     expected = polyak(s2.critic_params, s1.target_critic_params, 0.1)
@@ -61,7 +61,7 @@ def test_ddpg_is_td3_with_one_critic_and_no_smoothing():
     assert ddpg.update is td3.update and ddpg.init is td3.init
     leaves = jax.tree.leaves(state.critic_params)
     assert all(x.shape[0] == 1 for x in leaves)  # an ensemble of one
-    new, metrics = ddpg.update(state, batch)
+    new, metrics = ddpg.update(state, batch, 0)
     assert np.isfinite(float(metrics["critic_loss"]))
 
 

@@ -1,26 +1,24 @@
 """The object facade: `duetto.SAC("Pendulum-v1").learn(20_000)`, predict, evaluate, save, load.
 
-A thin layer over an algorithm module, the off-policy loop and a run directory. Everything it
-trains lives in `self.loop.state` (a pytree); the facade only adds host bookkeeping: logs,
-evaluations, checkpoints, progress and callbacks.
+One class over every loop (loops/runner.py): the host loops for Gymnasium envs, the fused loop
+for JAX-native ones ("gymnax:CartPole-v1", where `seeds=` and `sweep=` train many runs in one
+program). Everything trained lives in the runner's state; the facade adds the host
+bookkeeping once for all loops: logs, evaluations, checkpoints, progress, callbacks and the run
+directory. Each registered algorithm gets its subclass (duetto/algorithms/__init__.py).
 """
 
 from __future__ import annotations
 
-import copy
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from duetto import __version__
-from duetto.algorithms import ddpg, dsac_t, ppo, sac, td3
 from duetto.callbacks import (
     Callback,
     CheckpointEvery,
@@ -30,21 +28,12 @@ from duetto.callbacks import (
     TrainingContext,
 )
 from duetto.config import build_config, config_to_dict
-from duetto.envs.gym import (
-    EnvLike,
-    env_name,
-    env_spec,
-    make_vector_env,
-    restored_envs,
-    sub_envs,
-    wrap_vector_env,
-)
+from duetto.contract import Algorithm, Config
+from duetto.envs.gym import EnvLike, restored_envs
 from duetto.envs.jaxenv import is_jax_env
 from duetto.errors import DuettoError, did_you_mean
-from duetto.fused_agent import FusedAgent, load_fused
-from duetto.loops import offpolicy, onpolicy
-from duetto.loops.evaluation import evaluate_policy
-from duetto.runs.checkpoint import read_checkpoint, restore_state, save_checkpoint
+from duetto.loops import RUNNERS, Runner
+from duetto.runs.checkpoint import read_checkpoint, save_checkpoint
 from duetto.runs.logger import RunLogger
 from duetto.runs.progress import TrainingProgress
 from duetto.runs.rundir import (
@@ -56,80 +45,29 @@ from duetto.runs.rundir import (
     write_json,
 )
 
-EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with training envs
-
-# The host loop of each kind of algorithm: (init_state, state_shapes, loop class).
-HOST_LOOPS = {
-    "offpolicy": (offpolicy.init_state, offpolicy.state_shapes, offpolicy.OffPolicyLoop),
-    "onpolicy": (onpolicy.init_state, onpolicy.state_shapes, onpolicy.OnPolicyLoop),
-}
+PREDICT_SEED_OFFSET = 1_000_000  # predict's sampling never shares keys with training
 
 
 class Agent:
     """An actor-critic agent bound to an environment.
 
-    env: a Gymnasium id ("Pendulum-v1") or a gymnasium.Env instance (deep-copied per sub-env).
+    env: a Gymnasium id ("Pendulum-v1") or a gymnasium.Env instance (deep-copied per sub-env),
+        trained by the host loop; or a JAX-native id ("gymnax:CartPole-v1"), trained by the
+        fused loop, in which env, rollouts, updates and evaluation are compiled programs.
     seed: the one integer that determines the run (network init, exploration, env seeds).
+    seeds: several seeds at once (JAX-native envs): one vmapped program, one run directory
+        per seed under the run's.
+    sweep: {hyperparameter: [values]} (JAX-native envs): every combination of values, for
+        every seed, in the same one program (numbers marked sweepable in `--help`).
     preset: a named set of hyperparameters (see `duetto list`); keyword hyperparameters
         override it. n_envs: sub-envs of the training vector env (default: the preset's, or 1).
-    vectorization: 'sync' steps the sub-envs in this process; 'async' in a subprocess each (for
-        heavy envs); checkpoints hold the sub-envs' exact states either way.
-    seeds: several seeds at once, for a JAX-native env ("gymnax:CartPole-v1"): the fused loop
-        trains them as one vmapped program (see duetto.fused_agent.FusedAgent).
-    sweep: {hyperparameter: [values]} for a JAX-native env: every combination of values, for
-        every seed, in the same one program (numbers marked sweepable in `--help`).
+    vectorization: 'sync' steps Gymnasium sub-envs in this process; 'async' in a subprocess
+        each (for heavy envs); checkpoints hold the sub-envs' exact states either way.
     run_dir: where learn() writes the run (None: runs/<algo>-<env>-s<seed>-<time>; False: no
         run directory, so no logs or checkpoints).
     """
 
-    algorithm: ClassVar[ModuleType]
-
-    def __new__(
-        cls,
-        env: EnvLike | None = None,
-        seed: int | None = None,
-        *,
-        seeds: Sequence[int] | None = None,
-        preset: str | None = None,
-        n_envs: int | None = None,
-        run_dir: str | Path | None | bool = None,
-        vectorization: str = "sync",
-        sweep: dict[str, Sequence[float]] | None = None,
-        **hyperparameters: Any,
-    ) -> Any:
-        if seeds is not None and seed is not None:
-            raise DuettoError(
-                f"seeds given twice (seed={seed!r} and seeds={list(seeds)!r}); give one: seed= "
-                "for one run, seeds= for several in one program."
-            )
-        if is_jax_env(env):
-            if vectorization != "sync":
-                raise DuettoError(
-                    "vectorization applies to Gymnasium envs; a JAX-native env steps inside the "
-                    "compiled program."
-                )
-            return FusedAgent(
-                cls.algorithm,
-                env,
-                seeds if seeds is not None else [0 if seed is None else seed],
-                preset=preset,
-                n_envs=n_envs,
-                run_dir=run_dir,
-                hyperparameters=hyperparameters,
-                sweep=sweep,
-            )
-        if sweep is not None:
-            raise DuettoError(
-                "sweep= trains several hyperparameter values in one compiled program, which "
-                "needs a JAX-native env such as 'gymnax:CartPole-v1'."
-            )
-        if seeds is not None:
-            raise DuettoError(
-                f"seeds= trains several seeds in one compiled program, which needs a JAX-native "
-                f"env such as 'gymnax:{env_name(env) if env is not None else 'CartPole-v1'}'. "
-                "For a Gymnasium env, make one agent per seed (the CLI's --seeds does this)."
-            )
-        return super().__new__(cls)
+    algorithm: ClassVar[Algorithm]
 
     def __init__(
         self,
@@ -145,8 +83,14 @@ class Agent:
         **hyperparameters: Any,
     ):
         algo = self.algorithm
-        seed = 0 if seed is None else seed
-        if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0:
+        if seeds is not None and seed is not None:
+            raise DuettoError(
+                f"seeds given twice (seed={seed!r} and seeds={list(seeds)!r}); give one: seed= "
+                "for one run, seeds= for several in one program."
+            )
+        if seed is not None and (
+            not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0
+        ):
             raise DuettoError(f"seed must be a non-negative integer, got {seed!r}.")
         preset_values = {}
         if preset is not None:
@@ -160,54 +104,61 @@ class Agent:
         if n_envs is None:
             n_envs = getattr(algo, "PRESET_ENVS", {}).get(preset, 1)
         if run_dir not in (None, False):
-            check_new_run_dir(Path(run_dir))
-        vec = make_vector_env(env, n_envs, vectorization)
-        self.vectorization = vectorization
-        self._setup(env, int(seed), n_envs, config, preset, run_dir, vec, state=None)
-        self.loop.reset(self.seed)
+            check_new_run_dir(Path(run_dir))  # type: ignore[arg-type]
+        kind = "fused" if is_jax_env(env) else "host"
+        runner = RUNNERS[kind].create(
+            algo,
+            env,
+            list(seeds) if seeds is not None else [0 if seed is None else int(seed)],
+            config,
+            n_envs,  # type: ignore[arg-type]
+            dict(sweep or {}),  # type: ignore[arg-type]
+            vectorization,
+        )
+        self._attach(runner, config, preset, run_dir)
 
-    def _setup(
-        self,
-        env: EnvLike,
-        seed: int,
-        n_envs: int,
-        config: Any,
-        preset: str | None,
-        run_dir: Any,
-        vec: gym.vector.VectorEnv,
-        state: Any,
-    ) -> None:
-        algo = self.algorithm
-        self.seed, self.n_envs, self.config, self.preset = seed, n_envs, config, preset
-        self.env_id = env_name(env)
-        self._env_source: EnvLike = env if isinstance(env, str) else copy.deepcopy(env)
-        self.spec = env_spec(vec, algo.NAME, algo.ACTION_SPACES)
-        init_state, _, loop_class = HOST_LOOPS[algo.LOOP]
-        if state is None:
-            state = init_state(algo, jax.random.PRNGKey(seed), self.spec, config, n_envs)
-        self.loop = loop_class(algo, config, vec, state)
+    def _attach(self, runner: Runner, config: Config, preset: str | None, run_dir: Any) -> None:
+        self.loop, self.config, self.preset = runner, config, preset
+        self.env_id, self.n_envs, self.runs = runner.env_id, runner.n_envs, runner.runs
+        self.seeds = list(dict.fromkeys(r["seed"] for r in runner.runs))
+        self.seed = self.seeds[0]
         self._run_dir_arg = run_dir
         self.run_dir: Path | None = None
-        self._logger: RunLogger | None = None
-        self._train_wall = 0.0
+        self._loggers: list[RunLogger] = []
+        self.train_wall = 0.0
         self._wall_mark: float | None = None  # set while the training clock runs
         self._last_train_row = -1
-        self._last_eval: dict[str, Any] | None = None
-        self._eval_envs: dict[int, gym.vector.VectorEnv] = {}
-        self._policy = jax.jit(lambda s, o: algo.act(s, o, None, True))
-        self._sample = jax.jit(lambda s, o, k: algo.act(s, o, k, False))
-        self._predict_key = jax.random.PRNGKey(seed + EVAL_SEED_OFFSET)
+        self.last_eval: dict[str, Any] | None = None
+        self._predict_key = jax.random.PRNGKey(self.seed + PREDICT_SEED_OFFSET)
 
-    # ---- user surface -------------------------------------------------------------------------
+    # ---- what the agent is ----------------------------------------------------------------
 
     @property
     def env_steps(self) -> int:
+        """Env steps taken (per run; summed over sub-envs)."""
         return self.loop.env_steps
 
     @property
     def state(self) -> Any:
-        """The algorithm's state pytree (parameters, optimizer states, temperature, ...)."""
+        """The algorithm's state pytree (parameters, optimizer states, ...); with several runs
+        (seeds, sweeps), theirs stacked on a leading [n_runs] axis."""
         return self.loop.algo_state
+
+    @property
+    def run_names(self) -> list[str]:
+        """The sub-directory name of each run of a multi-run program: seed-<s>, prefixed by
+        its swept values."""
+        return [
+            "".join(f"{k}={v:g}-" for k, v in r["hparams"].items()) + f"seed-{r['seed']}"
+            for r in self.runs
+        ]
+
+    @property
+    def devices(self) -> int:
+        """How many devices the runs are split over (1 for the host loops)."""
+        return int(self.loop.progress().get("devices", 1))
+
+    # ---- training ---------------------------------------------------------------------------
 
     def learn(
         self,
@@ -219,22 +170,30 @@ class Agent:
         stop_at_return: float | None = None,
         callbacks: Sequence[Callback | Callable[[TrainingContext], bool | None]] = (),
         progress: bool = False,
-        log_every: int = 1000,
+        log_every: int | None = None,
     ) -> Agent:
-        """Train for `total_steps` more env steps (summed over sub-envs).
+        """Train for `total_steps` more env steps (per run, summed over sub-envs; the fused
+        loop rounds up to whole iterations).
 
         Evaluates every `eval_every` env steps (default: a tenth of the call) and at the end,
         checkpoints every `checkpoint_every` steps and at the end, stops early when an
-        evaluation's mean return reaches `stop_at_return`. `callbacks` are Callback objects or
-        functions `fn(ctx) -> False to stop`, called after every vector step.
+        evaluation's mean return reaches `stop_at_return`, logs training metrics every
+        `log_every` env steps (default 1000; in the fused loop every compiled chunk).
+        `callbacks` are Callback objects or functions `fn(ctx) -> False to stop`, called after
+        every vector step (host loops) or compiled chunk (fused loop, one per evaluation).
         """
         for name, value in (
             ("total_steps", total_steps),
             ("eval_episodes", eval_episodes),
+            ("eval_every", eval_every),
+            ("checkpoint_every", checkpoint_every),
             ("log_every", log_every),
         ):
-            if not isinstance(value, int | np.integer) or value < 1:
+            if (value is not None or name in ("total_steps", "eval_episodes")) and (
+                not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1
+            ):
                 raise DuettoError(f"{name} must be a positive integer, got {value!r}.")
+        self._warn_if_never_updates(total_steps)
         self._open_run_dir()
         every = eval_every or max(total_steps // 10, 1)
         chain: list[Callback] = [EvaluateEvery(every, eval_episodes)]
@@ -243,20 +202,22 @@ class Agent:
         if checkpoint_every:
             chain.append(CheckpointEvery(checkpoint_every))
         chain += [c if isinstance(c, Callback) else FunctionCallback(c) for c in callbacks]
+        log_every = log_every or self.loop.default_log_every
 
-        start_steps = self.env_steps
-        ctx = TrainingContext(self, start_steps, 0, last_eval=self._last_eval)
-        bar = (
-            TrainingProgress(total_steps, start_steps, f"{self.algorithm.NAME} {self.env_id}")
-            if progress
-            else None
-        )
+        start = self.env_steps
+        ctx = TrainingContext(self, start, 0, start_steps=start, last_eval=self.last_eval)
+        bar = None
+        if progress:
+            bar = TrainingProgress(
+                self.loop.planned(total_steps), start, f"{self.algorithm.NAME} {self.env_id}"
+            )
+        self.loop.prepare_evaluation(eval_episodes)
         self._wall_mark = time.perf_counter()
-        next_log = (start_steps // log_every + 1) * log_every
+        next_log = (start // log_every + 1) * log_every
 
         def hook(env_steps: int) -> bool:
             nonlocal next_log
-            ctx.env_steps, ctx.steps_this_call = env_steps, env_steps - start_steps
+            ctx.env_steps, ctx.steps_this_call = env_steps, env_steps - start
             if env_steps >= next_log:
                 self._log_train()
                 next_log = (env_steps // log_every + 1) * log_every
@@ -268,13 +229,13 @@ class Agent:
             return go_on
 
         try:
-            self.loop.run(total_steps, hook)
+            self.loop.advance(total_steps, every, hook)
             if self._last_train_row != self.env_steps:
                 self._log_train()
-            self._current_train_wall()
+            self._clock()
             self._wall_mark = None  # the training clock stops with the last env step
             if ctx.last_eval is None or ctx.last_eval["step"] != self.env_steps:
-                ctx.last_eval = self._evaluate_and_log(eval_episodes)
+                ctx.last_eval = self.record_evaluation(eval_episodes)
         finally:
             self._wall_mark = None
             if bar is not None:
@@ -282,47 +243,109 @@ class Agent:
                     ctx.steps_this_call, (ctx.last_eval or {}).get("return_mean"), force=True
                 )
                 bar.close()
-        self._last_eval = ctx.last_eval
+        self.last_eval = ctx.last_eval
         if self.run_dir is not None:
-            write_json(self.run_dir / "eval.json", self._last_eval)
-            self._checkpoint()
-            from duetto.analysis.curves import plot_learning_curve
-
-            plot_learning_curve([self.run_dir], self.run_dir / "curve.png")
+            self._finish_run_dir()
         return self
 
-    def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray:
-        """Action(s) in the env's bounds for obs [obs_dim] or a batch [n, obs_dim]."""
+    def _warn_if_never_updates(self, total_steps: int) -> None:
+        starts = getattr(self.config, "learning_starts", 0)
+        end = self.env_steps + self.loop.planned(total_steps)
+        if end <= starts:
+            warnings.warn(
+                f"{self.algorithm.NAME}: learning_starts is {starts} env steps and this run "
+                f"ends at {end}: it will take warm-up actions only and never learn. Lower "
+                f"learning_starts (e.g. learning_starts={max(end // 10, 1)}) or train longer.",
+                stacklevel=3,
+            )
+
+    # ---- acting and evaluating --------------------------------------------------------------
+
+    def predict(self, obs: Any, deterministic: bool = True, run: int = 0) -> np.ndarray:
+        """Action(s) in the env's terms for one observation or a batch [n, ...]: the mean
+        action when deterministic, else a sample of the policy; `run` picks one run of a
+        multi-run program."""
+        if not 0 <= run < len(self.runs):
+            raise DuettoError(f"run must be in [0, {len(self.runs)}), got {run}.")
         x = np.asarray(obs, np.float32)
-        single = x.ndim == len(self.loop.vec.single_observation_space.shape)
-        x = x.reshape((1 if single else x.shape[0], self.spec.obs_dim))
-        if deterministic:
-            action = self._policy(self.state, x)
-        else:
+        shape = self.loop.obs_shape
+        single = x.ndim == len(shape)
+        x = x.reshape((1, *shape) if single else (x.shape[0], *shape))
+        key = None
+        if not deterministic:
             self._predict_key, key = jax.random.split(self._predict_key)
-            action = self._sample(self.state, x, key)
-        env_action = self.loop.edge(action, x.shape[0])
-        return env_action[0] if single else env_action
+        action = self.loop.act(run, x, key)
+        return action[0] if single else action
 
     def evaluate(self, episodes: int = 10, seed: int | None = None) -> dict[str, Any]:
-        """Deterministic (mean-action) returns over `episodes` episodes on separate envs."""
+        """Deterministic (mean-action) returns over `episodes` fresh episodes per run: seeded by
+        `seed`, or by the run's own evaluation seed at this step. With several runs,
+        `seed_returns` holds each run's mean and `return_mean` their mean."""
         if not isinstance(episodes, int | np.integer) or episodes < 1:
             raise DuettoError(f"episodes must be a positive integer, got {episodes!r}.")
-        if episodes not in self._eval_envs:
-            self._eval_envs[episodes] = make_vector_env(self._env_source, episodes)
-        seed = self.seed + EVAL_SEED_OFFSET if seed is None else seed
-        state = self.state
-        return evaluate_policy(
-            lambda o: np.asarray(self._policy(state, jnp.asarray(o))),
-            self._eval_envs[episodes],
-            seed,
-        )
+        return self._summary(*self.loop.evaluate(int(episodes), seed))
+
+    def record_evaluation(self, episodes: int) -> dict[str, Any]:
+        """Evaluate with the run's own seed at this step (so a resumed run evaluates as the
+        original would), log it, and keep it as `last_eval`; time spent here is not training
+        time."""
+        wall = self._clock()
+        returns, lengths = self.loop.evaluate(int(episodes), None)
+        result = self._summary(returns, lengths)
+        if self._wall_mark is not None:
+            self._wall_mark = time.perf_counter()
+        for logger, run_returns, run_lengths in zip(self._loggers, returns, lengths, strict=False):
+            logger.log(
+                "eval",
+                self.env_steps,
+                {
+                    "train_wall": wall,
+                    "return_mean": float(run_returns.mean()),
+                    "return_std": float(run_returns.std()),
+                    "length_mean": float(run_lengths.mean()),
+                },
+            )
+        self.last_eval = {"step": self.env_steps, "train_wall": wall, **result}
+        return self.last_eval
+
+    # ---- saving -----------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint that `duetto.load` resumes exactly."""
         path = Path(path)
-        save_checkpoint(path, self._meta(), self.loop.state, sub_envs(self.loop.vec))
+        meta = {
+            **self._identity(),
+            "env_steps": self.env_steps,
+            "train_wall": self._clock(),
+            "last_eval": self.last_eval,
+            **self.loop.progress(),
+        }
+        save_checkpoint(path, meta, self.loop.state, self.loop.saved_envs())
         return path
+
+    def checkpoint(self) -> Path:
+        """Write a checkpoint into the run directory (checkpoints/step-<env steps>.ckpt)."""
+        if self.run_dir is None:
+            raise DuettoError(
+                "this agent has no run directory (run_dir=False, or learn() not called yet); "
+                "save with agent.save(path) instead."
+            )
+        return self.save(checkpoint_path(self.run_dir, self.env_steps))
+
+    def close(self) -> None:
+        """Close the envs (async sub-env processes end) and the logs."""
+        loggers, self._loggers = getattr(self, "_loggers", []), []
+        for logger in loggers:
+            logger.close()
+        loop = getattr(self, "loop", None)
+        if loop is not None:
+            loop.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown: nothing left to report to
+            pass
 
     # ---- internals ----------------------------------------------------------------------------
 
@@ -331,91 +354,98 @@ class Agent:
         return {
             "algo": self.algorithm.NAME,
             "env": self.env_id,
-            "seed": self.seed,
+            **self.loop.identity(),
             "n_envs": self.n_envs,
-            "vectorization": self.vectorization,
             "preset": self.preset,
             "config": config_to_dict(self.config),
             "duetto_version": __version__,
         }
 
-    def _meta(self) -> dict[str, Any]:
-        return {
-            **self._identity(),
-            "env_steps": self.env_steps,
-            "train_wall": self._current_train_wall(),
-            "last_eval": self._last_eval,
-            "episodes": self.loop.episodes.state(),
-        }
-
-    def _run_config(self) -> dict[str, Any]:
-        return {**self._identity(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    def _clock(self) -> float:
+        """The training wall time so far (the clock runs during learn, not in evaluations)."""
+        mark = self._wall_mark
+        if mark is not None:
+            now = time.perf_counter()
+            self.train_wall += now - mark
+            self._wall_mark = now
+        return self.train_wall
 
     def _open_run_dir(self) -> None:
-        if self._logger is not None or self._run_dir_arg is False:
+        if self._loggers or self._run_dir_arg is False:
             return
         if isinstance(self._run_dir_arg, _ExistingRun):
             self.run_dir = self._run_dir_arg.path
         else:
-            path = self._run_dir_arg or default_run_dir(self.algorithm.NAME, self.env_id, self.seed)
-            self.run_dir = create_run_dir(Path(path), self._run_config())
-        self._logger = RunLogger(self.run_dir)
+            tag = seed_tag(self.seeds)
+            path = self._run_dir_arg or default_run_dir(self.algorithm.NAME, self.env_id, tag)
+            created = time.strftime("%Y-%m-%dT%H:%M:%S")
+            self.run_dir = create_run_dir(Path(path), {**self._identity(), "created": created})
+            if self.loop.runs_have_dirs:
+                for run, name in zip(self.runs, self.run_names, strict=True):
+                    identity = {
+                        **self._identity(),
+                        "seed": run["seed"],
+                        "config": {**config_to_dict(self.config), **run["hparams"]},
+                        "created": created,
+                    }
+                    create_run_dir(self.run_dir / name, identity)
+        self._loggers = [RunLogger(p) for p in self._run_paths()]
 
-    def _current_train_wall(self) -> float:
-        mark = self._wall_mark
-        if mark is not None:
-            now = time.perf_counter()
-            self._train_wall += now - mark
-            self._wall_mark = now
-        return self._train_wall
+    def _run_paths(self) -> list[Path]:
+        assert self.run_dir is not None
+        if self.loop.runs_have_dirs:
+            return [self.run_dir / name for name in self.run_names]
+        return [self.run_dir]
 
     def _log_train(self) -> None:
         self._last_train_row = self.env_steps
-        wall = self._current_train_wall()
-        metrics = self.loop.read_metrics()
-        finished = self.loop.episodes.drain()
-        row: dict[str, Any] = {"train_wall": wall, **metrics}
-        row["sps"] = self.env_steps / wall if wall > 0 else 0.0
-        if finished:
-            row["episode_return"] = float(np.mean([r for r, _ in finished]))
-            row["episode_length"] = float(np.mean([n for _, n in finished]))
-        if self._logger is not None:
-            self._logger.log("train", self.env_steps, row)
+        wall = self._clock()
+        rows = self.loop.read_train()
+        sps = self.env_steps * len(self.runs) / wall if wall > 0 else 0.0
+        for logger, row in zip(self._loggers, rows, strict=False):
+            logger.log("train", self.env_steps, {"train_wall": wall, **row, "sps": sps})
 
-    def _evaluate_and_log(self, episodes: int) -> dict[str, Any]:
-        wall = self._current_train_wall()
-        # Fresh start states at each evaluation, fixed by (seed, step) so that a resumed run
-        # evaluates exactly as the original would have.
-        seed = int(np.random.SeedSequence([self.seed, self.env_steps]).generate_state(1)[0])
-        result = self.evaluate(episodes, seed=seed % 2**31)
-        if self._wall_mark is not None:  # evaluation time is not training time
-            self._wall_mark = time.perf_counter()
-        row = {"train_wall": wall, **{k: v for k, v in result.items() if k != "returns"}}
-        if self._logger is not None:
-            self._logger.log("eval", self.env_steps, row)
-        return {"step": self.env_steps, **row, "returns": result["returns"]}
+    def _summary(self, returns: np.ndarray, lengths: np.ndarray) -> dict[str, Any]:
+        if self.loop.runs_have_dirs:
+            per_run = returns.mean(axis=1)
+            return {
+                "return_mean": float(per_run.mean()),
+                "return_std": float(per_run.std()),
+                "seed_returns": per_run.tolist(),
+                "length_mean": float(lengths.mean()),
+                "returns": returns.tolist(),
+            }
+        return {
+            "return_mean": float(returns[0].mean()),
+            "return_std": float(returns[0].std()),
+            "length_mean": float(lengths[0].mean()),
+            "returns": returns[0].tolist(),
+        }
 
-    def _checkpoint(self) -> Path | None:
-        if self.run_dir is None:
-            return None
-        return self.save(checkpoint_path(self.run_dir, self.env_steps))
+    def _finish_run_dir(self) -> None:
+        from duetto.analysis.curves import plot_learning_curve, plot_seed_band
 
-    def close(self) -> None:
-        """Close the envs (async sub-env processes end) and the logs."""
-        logger, self._logger = getattr(self, "_logger", None), None
-        if logger is not None:
-            logger.close()
-        loop = getattr(self, "loop", None)
-        if loop is not None:
-            loop.vec.close()
-        for vec in getattr(self, "_eval_envs", {}).values():
-            vec.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown: nothing left to report to
-            pass
+        assert self.run_dir is not None
+        write_json(self.run_dir / "eval.json", self.last_eval)
+        if self.loop.runs_have_dirs:
+            ev = self.last_eval or {}
+            for i, path in enumerate(self._run_paths()):
+                if ev:
+                    returns = ev["returns"][i]
+                    write_json(
+                        path / "eval.json",
+                        {
+                            "step": ev["step"],
+                            "return_mean": float(np.mean(returns)),
+                            "return_std": float(np.std(returns)),
+                            "returns": returns,
+                        },
+                    )
+                plot_learning_curve([path], path / "curve.png")
+            plot_seed_band([self.run_dir], self.run_dir / "curve.png")
+        else:
+            plot_learning_curve([self.run_dir], self.run_dir / "curve.png")
+        self.checkpoint()
 
 
 class _ExistingRun:
@@ -425,90 +455,42 @@ class _ExistingRun:
         self.path = path
 
 
-class SAC(Agent):
-    __doc__ = sac.__doc__
-    algorithm = sac
+def seed_tag(seeds: list[int]) -> str:
+    """'3' for one seed, '0-7' for a contiguous range, else the list joined by '_'."""
+    if len(seeds) == 1:
+        return str(seeds[0])
+    if seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return "_".join(map(str, seeds))
 
 
-class PPO(Agent):
-    __doc__ = ppo.__doc__
-    algorithm = ppo
-
-
-class TD3(Agent):
-    __doc__ = td3.__doc__
-    algorithm = td3
-
-
-class DDPG(Agent):
-    __doc__ = ddpg.__doc__
-    algorithm = ddpg
-
-
-class DSACT(Agent):
-    __doc__ = dsac_t.__doc__
-    algorithm = dsac_t
-
-
-AGENTS: dict[str, type[Agent]] = {
-    "sac": SAC,
-    "td3": TD3,
-    "ddpg": DDPG,
-    "dsac-t": DSACT,
-    "ppo": PPO,
-}
-
-
-def load(path: str | Path, env: EnvLike | None = None) -> Agent | FusedAgent:
+def load(path: str | Path, env: EnvLike | None = None) -> Agent:
     """An agent from a checkpoint file or a run directory (its latest checkpoint).
 
     Loaded from a run directory (or a checkpoint inside one), further learn() calls keep writing
-    to that run. `env` replaces the saved sub-envs (the continuation is then not bit-exact).
+    to that run. `env` replaces the saved Gymnasium sub-envs (the continuation is then not
+    bit-exact).
     """
+    from duetto.algorithms import AGENTS
+
     path = Path(path)
     ckpt, run = path, None
     if path.is_dir():
         ckpt, run = latest_checkpoint(path), path
     elif path.parent.name == "checkpoints" and (path.parent.parent / "config.json").exists():
         run = path.parent.parent
-    meta, leaves, envs = read_checkpoint(ckpt)
-    envs = restored_envs(envs)
+    meta, arrays, envs = read_checkpoint(ckpt)
     if meta.get("algo") not in AGENTS:
         raise DuettoError(f"checkpoint '{ckpt}' is for unknown algorithm {meta.get('algo')!r}.")
     cls = AGENTS[meta["algo"]]
     algo = cls.algorithm
-    if meta.get("loop") == "fused":
-        if env is not None:
-            raise DuettoError("a fused run resumes on its own JAX-native env; do not pass env=.")
-        return load_fused(algo, ckpt, run, meta, leaves)
     config = build_config(algo.CONFIG, algo.NAME, {}, meta["config"])
-    replaced = env is not None
-    vectorization = meta.get("vectorization", "sync")
-    if replaced:
-        vec = make_vector_env(env, meta["n_envs"], vectorization)
-    else:
-        vec = wrap_vector_env(envs, vectorization)
-    spec = env_spec(vec, algo.NAME, algo.ACTION_SPACES)
-    state_shapes = HOST_LOOPS[algo.LOOP][1]
-    state = restore_state(ckpt, leaves, state_shapes(algo, spec, config, meta["n_envs"]))
-    if not replaced:
-        env = meta["env"] if meta["env"] in gym.registry else envs[0]
+    kind = meta.get("loop", "host")  # format 1 wrote "loop" for fused runs only
+    if kind not in RUNNERS:
+        raise DuettoError(f"checkpoint '{ckpt}' is of an unknown loop {kind!r}.")
+    runner = RUNNERS[kind].restore(algo, config, meta, ckpt, arrays, restored_envs(envs), env)
     agent = cls.__new__(cls)
-    agent.vectorization = vectorization
-    agent._setup(
-        env,
-        meta["seed"],
-        meta["n_envs"],
-        config,
-        meta.get("preset"),
-        _ExistingRun(run) if run is not None else None,
-        vec,
-        state,
-    )
-    if replaced:
-        agent.loop.reset(agent.seed)
-    agent._train_wall = float(meta.get("train_wall", 0.0))
-    agent._last_eval = meta.get("last_eval")
-    agent.loop.episodes.restore(meta["episodes"])
-    agent.loop.read_metrics()  # the sums so far belong to logs already written
+    agent._attach(runner, config, meta.get("preset"), _ExistingRun(run) if run else None)
+    agent.train_wall = float(meta.get("train_wall", 0.0))
+    agent.last_eval = meta.get("last_eval")
     return agent

@@ -1,7 +1,8 @@
 """Training callbacks: evaluate, checkpoint, stop at a return threshold, or run your function.
 
-A callback is called after every vector-env step with a `TrainingContext`; it acts when its
-`every` interval (in env steps) is crossed. Returning False stops training.
+A callback is called with a `TrainingContext` after every vector-env step (host loops) or every
+compiled chunk (fused loop); it acts when its `every` interval (in env steps) is crossed.
+Returning False stops training.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ if TYPE_CHECKING:
 
 @dataclass
 class TrainingContext:
+    """What a callback sees: all public, the same for every loop."""
+
     agent: Agent
-    env_steps: int  # env steps taken so far in the whole run
+    env_steps: int  # env steps taken so far in the whole run (per run)
     steps_this_call: int  # env steps taken in this learn() call
-    last_eval: dict[str, Any] | None = None
+    start_steps: int = 0  # env steps when this learn() call started
+    last_eval: dict[str, Any] | None = None  # the latest evaluation (agent.record_evaluation)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -36,7 +40,7 @@ class Callback:
 
     def __call__(self, ctx: TrainingContext) -> bool | None:
         if self._next is None:
-            self._next = (ctx.env_steps - ctx.agent.n_envs) // self.every * self.every + self.every
+            self._next = ctx.start_steps // self.every * self.every + self.every
         if ctx.env_steps < self._next:
             return None
         self._next = ctx.env_steps // self.every * self.every + self.every
@@ -54,7 +58,7 @@ class EvaluateEvery(Callback):
         self.episodes = episodes
 
     def on_interval(self, ctx: TrainingContext) -> bool | None:
-        ctx.last_eval = ctx.agent._evaluate_and_log(self.episodes)
+        ctx.last_eval = ctx.agent.record_evaluation(self.episodes)
         return None
 
 
@@ -62,14 +66,7 @@ class CheckpointEvery(Callback):
     """Write a checkpoint into the run directory every `every` env steps."""
 
     def on_interval(self, ctx: TrainingContext) -> bool | None:
-        if ctx.agent.run_dir is None:
-            from duetto.errors import DuettoError
-
-            raise DuettoError(
-                "CheckpointEvery writes into the run directory, and this agent "
-                "has none (run_dir=False); save with agent.save(path) instead."
-            )
-        ctx.agent._checkpoint()
+        ctx.agent.checkpoint()
         return None
 
 

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from duetto.agent import seed_tag
 from duetto.envs.jaxenv import is_jax_env, jax_env_names
 from duetto.errors import DuettoError, did_you_mean
-from duetto.fused_agent import seed_tag
 from duetto.runs.rundir import read_json
 
 
@@ -216,7 +216,8 @@ def cmd_train(argv: list[str]) -> int:
         if not Path(args.resume).is_dir():
             raise DuettoError(f"no run directory at '{args.resume}' to resume.")
         config_file = Path(args.resume) / "config.json"
-        if config_file.exists() and read_json(config_file).get("loop") == "host":
+        config = read_json(config_file) if config_file.exists() else {}
+        if config.get("loop") == "host" and config.get("seed", 0) is None:
             raise DuettoError(
                 f"'{args.resume}' holds one run per seed; resume each of them: "
                 f"--resume {Path(args.resume) / 'seed-N'}."
@@ -240,7 +241,7 @@ def cmd_train(argv: list[str]) -> int:
             raise DuettoError(
                 f"seeds given twice (--seed {args.seed} and --seeds); give one of them."
             )
-        cls = duetto.agent.AGENTS[get_algorithm(algo_name).NAME]
+        cls = duetto.AGENTS[get_algorithm(algo_name).NAME]
         sweep = _parse_sweep(args.sweep) if args.sweep else None
         if sweep is not None and not is_jax_env(args.env):
             raise DuettoError(
@@ -288,29 +289,24 @@ def _learn(agent: Any, args: argparse.Namespace, progress: bool) -> None:
 
 
 def _report(agent: Any) -> None:
-    from duetto.fused_agent import FusedAgent
-
-    if isinstance(agent, FusedAgent):
-        ev, wall = agent.last_eval or {}, agent.train_wall
-        who = f"seeds {seed_tag(agent.seeds)}" if len(agent.seeds) > 1 else f"seed {agent.seeds[0]}"
+    ev, many = agent.last_eval or {}, len(agent.runs) > 1
+    who = f"seeds {seed_tag(agent.seeds)}" if len(agent.seeds) > 1 else f"seed {agent.seed}"
+    if "seed_returns" in ev:
         per_run = ", ".join(
-            f"{name} {r:.1f}"
-            for name, r in zip(agent.run_names, ev.get("seed_returns", []), strict=False)
+            f"{name} {r:.1f}" for name, r in zip(agent.run_names, ev["seed_returns"], strict=False)
         )
         what = (
-            f"evaluation ({len(ev.get('returns', [[]])[0])} episodes per run, deterministic): "
-            f"return {ev.get('return_mean', float('nan')):.1f}, mean over runs ({per_run})"
+            f"evaluation ({len(ev['returns'][0])} episodes per run, deterministic): "
+            f"return {ev['return_mean']:.1f}, mean over runs ({per_run})"
         )
     else:
-        ev, wall = agent._last_eval or {}, agent._train_wall
-        who = f"seed {agent.seed}"
         what = (
             f"evaluation ({len(ev.get('returns', []))} episodes, deterministic): "
             f"return {ev.get('return_mean', float('nan')):.1f} ± {ev.get('return_std', 0.0):.1f}"
         )
     print(
         f"{agent.algorithm.NAME} on {agent.env_id}, {who}: {agent.env_steps} env steps"
-        f"{' per seed' if who.startswith('seeds') else ''} in {wall:.1f} s of training"
+        f"{' per seed' if many else ''} in {agent.train_wall:.1f} s of training"
     )
     print(what)
     if agent.run_dir is not None:
@@ -324,6 +320,7 @@ def _train_host_seeds(cls: Any, args: argparse.Namespace, hps: dict, progress: b
     import time
 
     from duetto.analysis.curves import plot_seed_band
+    from duetto.config import config_to_dict
     from duetto.runs.rundir import check_new_run_dir, default_run_dir, write_json
 
     algo = cls.algorithm
@@ -347,10 +344,15 @@ def _train_host_seeds(cls: Any, args: argparse.Namespace, hps: dict, progress: b
         write_json(
             parent / "config.json",
             {
-                **agent._identity(),
-                "seed": None,
-                "seeds": args.seeds,
+                "algo": agent.algorithm.NAME,
+                "env": agent.env_id,
                 "loop": "host",
+                "seed": None,
+                "n_envs": agent.n_envs,
+                "vectorization": args.vectorization,
+                "preset": agent.preset,
+                "config": config_to_dict(agent.config),
+                "seeds": args.seeds,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             },
         )
@@ -368,7 +370,7 @@ def _train_host_seeds(cls: Any, args: argparse.Namespace, hps: dict, progress: b
                 write_config(agent)
             _learn(agent, args, progress)
             _report(agent)
-            seed_returns.append(agent._last_eval["return_mean"])
+            seed_returns.append(agent.last_eval["return_mean"])
     summary = {
         "seeds": args.seeds,
         "return_mean": sum(seed_returns) / len(seed_returns),
@@ -487,12 +489,7 @@ def cmd_eval(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, help="seed of the first evaluation episode")
     args = p.parse_args(argv)
     agent = duetto.load(args.run)
-    if isinstance(agent, duetto.agent.FusedAgent):
-        if args.seed is not None:
-            raise DuettoError("--seed: a fused run seeds its evaluation episodes itself.")
-        result = agent.evaluate(args.episodes)
-    else:
-        result = agent.evaluate(args.episodes, seed=args.seed)
+    result = agent.evaluate(args.episodes, seed=args.seed)
     print(
         f"{agent.algorithm.NAME} on {agent.env_id} after {agent.env_steps} env steps: "
         f"return {result['return_mean']:.1f} ± {result['return_std']:.1f} over "
@@ -617,6 +614,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0 if argv else 2
     try:
+        import duetto
+
+        duetto.configure()
         if argv[0] not in COMMANDS:
             raise DuettoError(
                 f"unknown command '{argv[0]}'.{did_you_mean(argv[0], COMMANDS)} "

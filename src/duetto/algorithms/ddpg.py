@@ -9,11 +9,12 @@ functions are TD3's, not a copy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from duetto.algorithms import td3
 from duetto.algorithms.td3 import TD3Config, act, init, update  # noqa: F401 - the interface
+from duetto.contract import override
 
 NAME = "ddpg"
 ACTION_SPACES = td3.ACTION_SPACES
@@ -21,32 +22,27 @@ LOOP = td3.LOOP
 METRICS = td3.METRICS
 
 
-def _default(name: str, value: Any, doc: str) -> Any:
-    """TD3's field `name` with another default and its source."""
-    base = TD3Config.__dataclass_fields__[name]
-    return field(default=value, metadata={**base.metadata, "doc": doc})
-
-
 @dataclass(frozen=True)
 class DDPGConfig(TD3Config):
     """DDPG hyperparameters: TD3's fields; defaults from CleanRL's ddpg_continuous_action.py
     [CleanRL] unless noted."""
 
-    n_critics: int = _default("n_critics", 1, "Q-functions: one [DDPG]")
-    target_noise: float = _default(
-        "target_noise", 0.0, "σ̃ of target smoothing noise: none in DDPG [DDPG, CleanRL]"
+    n_critics: int = override(1, "DDPG", "Q-functions: one")
+    target_noise: float = override(
+        0.0, "DDPG, CleanRL", "σ̃ of target smoothing noise: none in DDPG"
     )
-    policy_delay: int = _default(
-        "policy_delay", 2, "critic steps per actor and target step [CleanRL policy_frequency]"
+    policy_delay: int = override(
+        2, "CleanRL policy_frequency", "critic steps per actor and target step"
     )
 
 
 CONFIG = DDPGConfig
 
+# RL-Zoo's DDPG settings are SB3's DDPG, which steps the actor and the targets after every
+# critic step (policy_delay 1) without target smoothing; TD3's presets otherwise.
 PRESETS: dict[str, dict[str, Any]] = {
-    # RL-Zoo hyperparams/ddpg.yml, Pendulum-v1: 20k steps.
-    "zoo": dict(td3.PRESETS["zoo"]),
+    "zoo": {**td3.PRESETS["zoo"], "policy_delay": 1},  # RL-Zoo ddpg.yml, Pendulum-v1: 20k steps
     "fast": dict(td3.PRESETS["fast"]),
-    "mujoco": dict(td3.PRESETS["mujoco"]),  # RL-Zoo ddpg.yml MuJoCo: as TD3's
+    "mujoco": {**td3.PRESETS["mujoco"], "policy_delay": 1},  # RL-Zoo ddpg.yml MuJoCo
 }
 PRESET_STEPS = dict(td3.PRESET_STEPS)

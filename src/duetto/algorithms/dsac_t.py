@@ -31,15 +31,18 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from duetto.algorithms.sac import (
-    PolicyParts,
-    policy_and_temperature_step,
-    soft_target,
-    weight_init_hp,
-)
-from duetto.config import hp, hparams_of
+from duetto.algorithms.sac import actor_loss
+from duetto.config import hp, hparams_of, weight_init_hp
+from duetto.contract import OffPolicyConfig, override
 from duetto.data.replay import Transition
 from duetto.envs.spec import EnvSpec
+from duetto.improvement import (
+    Sample,
+    reparameterised_step,
+    squashed_samples,
+    temperature_step,
+)
+from duetto.losses import soft_target
 from duetto.nets import GaussianCriticEnsemble, SquashedGaussianActor, sample_squashed
 from duetto.nets.targets import polyak
 
@@ -62,10 +65,25 @@ _RATIO_CLIP = (0.1, 10.0)  # bounds of ρ_i in the official loss [code]
 
 
 @dataclass(frozen=True)
-class DSACTConfig:
+class DSACTConfig(OffPolicyConfig):
     """DSAC-T hyperparameters. Defaults: the official code's MuJoCo script
     (example_train/dsacv2_mlp_mujoco_offserial.py) [code] unless another source is named."""
 
+    buffer_size: int = override(1_000_000, "code")
+    learning_starts: int = override(
+        10_000, "code: buffer_warm_size", "warm-up env steps before the first update"
+    )
+    batch_size: int = override(256, "code")
+    gradient_steps: int = override(1, "code")
+    env_steps_per_update: int = override(
+        1,
+        "SB3 port",
+        "vector-env steps between update calls: 1; 20 is the paper's schedule "
+        "[code: sample_batch_size]",
+    )
+    warmup_actions: str = override(
+        "policy", "code", "warm-up actions: the current (untrained) policy's, or uniform"
+    )
     critic_learning_rate: float = hp(
         1e-4, "Adam step size of the critics [code]", low=0, low_open=True, sweep=True
     )
@@ -75,11 +93,6 @@ class DSACTConfig:
     alpha_learning_rate: float = hp(
         3e-4, "Adam step size of log α [code]", low=0, low_open=True, sweep=True
     )
-    buffer_size: int = hp(1_000_000, "replay capacity, transitions [code]", low=1)
-    learning_starts: int = hp(
-        10_000, "warm-up env steps before the first update [code: buffer_warm_size]", low=0
-    )
-    batch_size: int = hp(256, "transitions per gradient step [code]", low=1)
     tau: float = hp(
         0.005,
         "Polyak rate of all targets, and the rate τ_b of the ω EMA [code]",
@@ -89,18 +102,6 @@ class DSACTConfig:
         sweep=True,
     )
     gamma: float = hp(0.99, "discount factor [code]", low=0, high=1, sweep=True)
-    gradient_steps: int = hp(1, "gradient steps per update call [code]", low=1)
-    env_steps_per_update: int = hp(
-        1,
-        "vector-env steps between update calls: 1 [SB3 port]; 20 is the paper's schedule "
-        "[code: sample_batch_size]",
-        low=1,
-    )
-    warmup_actions: str = hp(
-        "policy",
-        "warm-up actions: the current (untrained) policy's [code], or uniform",
-        choices=("uniform", "policy"),
-    )
     hidden: tuple = hp((256, 256, 256), "hidden widths of actor and critics [code]", low=1)
     activation: str = hp(
         "gelu", "hidden activation of actor and critics [code]", choices=("gelu", "relu", "tanh")
@@ -204,7 +205,7 @@ def _networks(
     return actor, critic
 
 
-def init(key: jax.Array, spec: EnvSpec, config: DSACTConfig) -> DSACTState:
+def init(key: jax.Array, spec: EnvSpec, config: DSACTConfig, n_envs: int = 1) -> DSACTState:
     actor, critic = _networks(config, spec)
     k_actor, k_critic, k_state = jax.random.split(key, 3)
     obs = jnp.zeros((1, spec.obs_dim))
@@ -319,7 +320,9 @@ def critic_loss_paper(
 # ---- one update ------------------------------------------------------------------------------
 
 
-def update(state: DSACTState, batch: Transition) -> tuple[DSACTState, dict[str, jnp.ndarray]]:
+def update(
+    state: DSACTState, batch: Transition, env_steps: jax.Array
+) -> tuple[DSACTState, dict[str, jnp.ndarray]]:
     """One critic step; on every `policy_delay`-th call also the actor, α and target steps."""
     cfg, h = state.config, state.hparams
     actor, critic = _networks(cfg, state.spec)
@@ -327,8 +330,10 @@ def update(state: DSACTState, batch: Transition) -> tuple[DSACTState, dict[str, 
     alpha = jnp.exp(state.log_alpha)
     reward = h["reward_scale"] * batch.reward
 
-    mean, log_std = actor.apply(state.target_actor_params, batch.next_obs)
-    next_action, next_log_prob = sample_squashed(k_next, mean, log_std)
+    nxt = squashed_samples(
+        actor, state.target_actor_params, batch.next_obs, k_next, state.spec.action_log_scale
+    )
+    next_action, next_log_prob = nxt.action, nxt.log_prob
     next_q, next_std = critic.apply(state.target_critic_params, batch.next_obs, next_action)
     noise = jnp.clip(jax.random.normal(k_noise, next_q.shape), -_SAMPLE_CLIP, _SAMPLE_CLIP)
     y_q, y_z = jax.lax.stop_gradient(
@@ -355,25 +360,41 @@ def update(state: DSACTState, batch: Transition) -> tuple[DSACTState, dict[str, 
     critic_params = optax.apply_updates(state.critic_params, step)
 
     def policy_and_targets(state: DSACTState) -> DSACTState:
-        # The actor's gradient uses the critics before this call's step, as the code does.
-        policy = policy_and_temperature_step(
+        # The actor's gradient uses the critics before this call's step, as the code does:
+        # E[α·log π(ã|s) − min_i Q_i(s, ã)] on the critic means.
+        def objective(obs: jnp.ndarray, sample: Sample) -> jnp.ndarray:
+            q = critic.apply(state.critic_params, obs, sample.action)[0]
+            return actor_loss(sample.log_prob, q, alpha)
+
+        actor_params, actor_opt, samples = reparameterised_step(
             actor,
-            lambda obs, action: critic.apply(state.critic_params, obs, action)[0],
-            PolicyParts(state.actor_params, state.actor_opt, state.log_alpha, state.alpha_opt),
-            (optax.adam(h["actor_learning_rate"]), optax.adam(h["alpha_learning_rate"])),
+            objective,
+            state.actor_params,
+            state.actor_opt,
+            optax.adam(h["actor_learning_rate"]),
             k_pi,
             batch.obs,
+            state.spec.action_log_scale,
+        )
+        log_alpha, alpha_opt, loss_alpha = temperature_step(
+            state.log_alpha,
+            state.alpha_opt,
+            optax.adam(h["alpha_learning_rate"]),
+            samples.log_prob,
             -cfg.target_entropy_scale * state.spec.action_dim,
         )
-        actor_params = policy.parts.actor_params
         return state.replace(
             actor_params=actor_params,
-            actor_opt=policy.parts.actor_opt,
-            log_alpha=policy.parts.log_alpha,
-            alpha_opt=policy.parts.alpha_opt,
+            actor_opt=actor_opt,
+            log_alpha=log_alpha,
+            alpha_opt=alpha_opt,
             target_actor_params=polyak(actor_params, state.target_actor_params, h["tau"]),
             target_critic_params=polyak(critic_params, state.target_critic_params, h["tau"]),
-            last=policy.metrics,
+            last={
+                "actor_loss": samples.loss,
+                "temperature_loss": loss_alpha,
+                "entropy": -samples.log_prob.mean(),
+            },
         )
 
     def critics_only(state: DSACTState) -> DSACTState:

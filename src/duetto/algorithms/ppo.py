@@ -11,15 +11,8 @@ clip(V − V_old, −ε_v, ε_v) − R)²)]. Advantages are normalised per minib
 critic are separate 64-64 tanh networks with orthogonal initialisation, trained by one Adam
 (ε 1e-5) with global gradient-norm clipping, as in SB3 and CleanRL.
 
-Discrete actions use a categorical policy; Box actions a diagonal Gaussian with a learned,
-state-independent log σ, sampled unbounded and clipped to [-1, 1] at the env's edge (the stored
-action, and so the log-probability, is the unclipped one, as in SB3 and CleanRL).
-
-Observation and reward normalisation (SB3's VecNormalize, CleanRL's wrappers) keep running
-statistics in the state, so they are checkpointed: observations are normalised with the
-statistics of the rollouts before the current one (they are refreshed after each update, so
-collection and update see the same normalisation); rewards are divided by the running standard
-deviation of the discounted return, refreshed with the rollout before the update.
+The actor, the critic, their normalisation and GAE are the on-policy actor-critic that PPO
+shares with on-policy MDPO (duetto/actor_critic.py).
 """
 
 from __future__ import annotations
@@ -27,25 +20,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import optax
 
-from duetto.config import hp, hparams_of
-from duetto.data.normalize import RunningStats, normalize, scale, stats_init, stats_update
-from duetto.data.rollout import Rollout, discounted_returns, gae
-from duetto.envs.spec import EnvSpec
-from duetto.errors import DuettoError
-from duetto.nets import (
-    MLP,
-    CategoricalActor,
-    GaussianActor,
-    categorical_entropy,
-    categorical_log_prob,
-    gaussian_entropy,
-    gaussian_log_prob,
+from duetto.actor_critic import (
+    ActorCriticConfig,
+    ActorCriticState,
+    act,
+    action_shape,
+    distribution,
+    explained_variance,
+    exploration_noise,
+    explore,
+    finish,
+    init_state,
+    log_prob_entropy,
+    networks,
+    prepare,
+    value_loss,
 )
+from duetto.config import hp
+from duetto.contract import override
+from duetto.data.rollout import Rollout
+from duetto.envs.spec import EnvSpec
+
+__all__ = ["action_shape", "act", "exploration_noise", "explore"]  # the interface, shared
 
 NAME = "ppo"
 ACTION_SPACES = ("box", "discrete")
@@ -63,29 +63,15 @@ METRICS = (
 
 
 @dataclass(frozen=True)
-class PPOConfig:
+class PPOConfig(ActorCriticConfig):
     """PPO hyperparameters. Defaults: SB3's PPO (which match CleanRL's `ppo_continuous_action`
     unless noted) [SB3 = stable_baselines3.PPO; CleanRL = cleanrl/ppo_continuous_action.py]."""
 
-    learning_rate: float = hp(
-        3e-4, "Adam step size [SB3, CleanRL]", low=0, low_open=True, sweep=True
-    )
-    n_steps: int = hp(2048, "vector steps per rollout, per sub-env [SB3, CleanRL]", low=1)
-    batch_size: int = hp(
-        64,
-        "minibatch size; must divide n_steps × n_envs [SB3; CleanRL: 2048 / 32 minibatches]",
-        low=1,
-    )
-    n_epochs: int = hp(10, "passes over each rollout [SB3, CleanRL]", low=1)
-    gamma: float = hp(0.99, "discount factor [SB3, CleanRL]", low=0, high=1, sweep=True)
-    gae_lambda: float = hp(0.95, "GAE λ [SB3, CleanRL]", low=0, high=1, sweep=True)
+    n_steps: int = override(2048, "SB3, CleanRL")
+    batch_size: int = override(64, "SB3; CleanRL: 2048 / 32 minibatches")
+    n_epochs: int = override(10, "SB3, CleanRL")
     clip_range: float = hp(
         0.2, "ε of the clipped surrogate [SB3, CleanRL]", low=0, low_open=True, sweep=True
-    )
-    clip_range_vf: float = hp(
-        0.0,
-        "ε_v of the clipped value loss; 0 = unclipped [SB3: None; CleanRL: clip_vloss with 0.2]",
-        low=0,
     )
     ent_coef: float = hp(0.0, "entropy bonus c_e [SB3, CleanRL continuous]", low=0, sweep=True)
     vf_coef: float = hp(
@@ -94,7 +80,6 @@ class PPOConfig:
         low=0,
         sweep=True,
     )
-    max_grad_norm: float = hp(0.5, "global gradient-norm clip [SB3, CleanRL]", low=0, low_open=True)
     normalize_advantage: bool = hp(True, "normalise advantages per minibatch [SB3, CleanRL]")
     anneal_steps: int = hp(
         0,
@@ -103,20 +88,6 @@ class PPOConfig:
         low=0,
     )
     anneal_clip: bool = hp(False, "anneal ε with the learning rate [RL-Zoo 'clip_range: lin_0.2']")
-    normalize_obs: bool = hp(
-        False, "normalise observations by running statistics [SB3 VecNormalize; CleanRL on]"
-    )
-    normalize_reward: bool = hp(
-        False, "scale rewards by the running std of the discounted return [VecNormalize]"
-    )
-    obs_clip: float = hp(
-        10.0, "clip of normalised observations [SB3, CleanRL]", low=0, low_open=True
-    )
-    reward_clip: float = hp(10.0, "clip of scaled rewards [SB3, CleanRL]", low=0, low_open=True)
-    hidden: tuple = hp((64, 64), "hidden widths of actor and critic [SB3, CleanRL]", low=1)
-    activation: str = hp("tanh", "hidden activation [SB3, CleanRL]", choices=("tanh", "relu"))
-    log_std_init: float = hp(0.0, "initial log σ of a Gaussian policy [SB3, CleanRL]")
-    adam_eps: float = hp(1e-5, "Adam ε [SB3, CleanRL]", low=0, low_open=True)
 
 
 CONFIG = PPOConfig
@@ -171,34 +142,7 @@ PRESET_STEPS = {"cartpole": 100_000, "pendulum": 200_000, "classic": 500_000, "c
 PRESET_ENVS = {"cartpole": 8, "pendulum": 4, "classic": 4, "cleanrl": 1}
 
 
-@flax.struct.dataclass
-class PPOState:
-    params: Any  # {"actor": ..., "critic": ...}
-    opt_state: Any
-    obs_stats: RunningStats
-    return_stats: RunningStats
-    return_acc: jnp.ndarray  # [n_envs], running discounted return for reward scaling
-    hparams: dict[str, jnp.ndarray]  # the sweepable hyperparameters, traced (see config.hp)
-    key: jax.Array
-    updates: jnp.ndarray  # int32 [], updates (rollouts) done
-    config: PPOConfig = flax.struct.field(pytree_node=False)
-    spec: EnvSpec = flax.struct.field(pytree_node=False)
-
-
-def _networks(config: PPOConfig, spec: EnvSpec) -> tuple[Any, MLP]:
-    if spec.discrete:
-        actor = CategoricalActor(config.hidden, spec.action_dim, activation=config.activation)
-    else:
-        actor = GaussianActor(
-            config.hidden,
-            spec.action_dim,
-            activation=config.activation,
-            log_std_init=config.log_std_init,
-        )
-    critic = MLP(
-        config.hidden, 1, activation=config.activation, weight_init="orthogonal", out_gain=1.0
-    )
-    return actor, critic
+PPOState = ActorCriticState
 
 
 def _optimizer(config: PPOConfig) -> optax.GradientTransformation:
@@ -216,88 +160,7 @@ def _optimizer(config: PPOConfig) -> optax.GradientTransformation:
 
 
 def init(key: jax.Array, spec: EnvSpec, config: PPOConfig, n_envs: int = 1) -> PPOState:
-    actor, critic = _networks(config, spec)
-    k_actor, k_critic, k_state = jax.random.split(key, 3)
-    obs = jnp.zeros((1, spec.obs_dim))
-    params = {"actor": actor.init(k_actor, obs), "critic": critic.init(k_critic, obs)}
-    return PPOState(
-        params=params,
-        opt_state=_optimizer(config).init(params),
-        obs_stats=stats_init((spec.obs_dim,)),
-        return_stats=stats_init(()),
-        return_acc=jnp.zeros((n_envs,), jnp.float32),
-        hparams=hparams_of(config),
-        key=k_state,
-        updates=jnp.zeros((), jnp.int32),
-        config=config,
-        spec=spec,
-    )
-
-
-def action_shape(spec: EnvSpec) -> tuple[tuple[int, ...], Any]:
-    """Shape and dtype of one action as the policy produces it."""
-    return ((), jnp.int32) if spec.discrete else ((spec.action_dim,), jnp.float32)
-
-
-def _observe(state: PPOState, obs: jnp.ndarray) -> jnp.ndarray:
-    if state.config.normalize_obs:
-        return normalize(state.obs_stats, obs, state.config.obs_clip)
-    return obs
-
-
-def _distribution(state: PPOState, params: Any, obs: jnp.ndarray) -> tuple:
-    actor, _ = _networks(state.config, state.spec)
-    return actor.apply(params["actor"], obs)
-
-
-def _log_prob_entropy(spec: EnvSpec, dist: Any, action: jnp.ndarray) -> tuple:
-    if spec.discrete:
-        return categorical_log_prob(dist, action), categorical_entropy(dist)
-    mean, log_std = dist
-    return gaussian_log_prob(action, mean, log_std), gaussian_entropy(log_std) * jnp.ones(
-        mean.shape[:-1]
-    )
-
-
-def act(state: PPOState, obs: jnp.ndarray, key: jax.Array, deterministic: bool) -> jnp.ndarray:
-    """obs [B, obs_dim] -> action [B] (Discrete) or [B, A] (Box, unclipped); the mode when
-    deterministic."""
-    if deterministic:
-        dist = _distribution(state, state.params, _observe(state, obs))
-        return jnp.argmax(dist, axis=-1) if state.spec.discrete else dist[0]
-    return explore(state, obs, exploration_noise(state, key, obs.shape[:-1]))[0]
-
-
-def exploration_noise(state: PPOState, key: jax.Array, batch: tuple[int, ...]) -> jnp.ndarray:
-    """The randomness of `explore` for a batch of observations, drawn ahead: Gumbel noise
-    [*batch, n] for n discrete actions, standard normal [*batch, A] for a Box. A loop can draw
-    a whole rollout's at once (one call of the random generator instead of one per step)."""
-    spec = state.spec
-    if spec.discrete:
-        return jax.random.gumbel(key, (*batch, spec.action_dim))
-    return jax.random.normal(key, (*batch, spec.action_dim))
-
-
-def explore(
-    state: PPOState, obs: jnp.ndarray, noise: jnp.ndarray
-) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """A sampled action and its log-probability under the current policy: obs [B, obs_dim],
-    noise from `exploration_noise` for [B]. Discrete: argmax(logits + Gumbel), a sample of the
-    categorical (the same bits as `jax.random.categorical` with the noise's key); Box:
-    mean + σ·noise."""
-    dist = _distribution(state, state.params, _observe(state, obs))
-    if state.spec.discrete:
-        action = jnp.argmax(dist + noise, axis=-1)
-    else:
-        mean, log_std = dist
-        action = mean + jnp.exp(log_std) * noise
-    return action, _log_prob_entropy(state.spec, dist, action)[0]
-
-
-def value(state: PPOState, obs: jnp.ndarray) -> jnp.ndarray:
-    """V(s): obs [..., obs_dim] -> [...]."""
-    _, critic = _networks(state.config, state.spec)
-    return critic.apply(state.params["critic"], _observe(state, obs))[..., 0]
+    return init_state(key, spec, config, n_envs, _optimizer(config).init)
 
 
 def policy_loss(
@@ -309,44 +172,22 @@ def policy_loss(
     return -surrogate.mean(), (jnp.abs(ratio - 1.0) > clip).mean()
 
 
-def value_loss(
-    v: jnp.ndarray, old_v: jnp.ndarray, returns: jnp.ndarray, clip: float
-) -> jnp.ndarray:
-    """½·E[(V − R)²], or with clip > 0 ½·E[max((V − R)², (V_old + clip(V − V_old, ±ε_v) − R)²)]."""
-    loss = jnp.square(v - returns)
-    if clip > 0:
-        clipped = old_v + jnp.clip(v - old_v, -clip, clip)
-        loss = jnp.maximum(loss, jnp.square(clipped - returns))
-    return 0.5 * loss.mean()
-
-
-def update(state: PPOState, rollout: Rollout) -> tuple[PPOState, dict[str, jnp.ndarray]]:
-    """One PPO update on a rollout [T, N, ...]: GAE, then n_epochs over shuffled minibatches."""
+def update(
+    state: PPOState, rollout: Rollout, env_steps: jax.Array
+) -> tuple[PPOState, dict[str, jnp.ndarray]]:
+    """One PPO update on a rollout [T, N, ...]: GAE, then n_epochs over shuffled minibatches;
+    `env_steps` counts the env steps including this rollout's (the schedules' clock)."""
     cfg, spec, h = state.config, state.spec, state.hparams
     n_steps, n_envs = rollout.reward.shape
     total = n_steps * n_envs
     n_minibatches = total // cfg.batch_size
-    _, critic = _networks(cfg, spec)
-
-    reward = rollout.reward
-    return_acc, return_stats = state.return_acc, state.return_stats
-    if cfg.normalize_reward:
-        return_acc, returns_seen = discounted_returns(
-            state.return_acc, rollout.reward, rollout.done, h["gamma"]
-        )
-        return_stats = stats_update(state.return_stats, returns_seen.reshape(-1))
-        reward = scale(return_stats, reward, cfg.reward_clip)
-
-    obs = _observe(state, rollout.obs)
-    v_old = critic.apply(state.params["critic"], obs)[..., 0]
-    v_next = critic.apply(state.params["critic"], _observe(state, rollout.next_obs))[..., 0]
-    advantage, returns = gae(
-        reward, v_old, v_next, rollout.terminated, rollout.done, h["gamma"], h["gae_lambda"]
-    )
+    _, critic = networks(cfg, spec)
+    prepared = prepare(state, rollout)
+    obs, advantage, returns, v_old = prepared[:4]
 
     # Linear decay as in SB3's schedules: progress counts the env steps including this rollout.
     if cfg.anneal_steps > 0:
-        steps = (state.updates + 1).astype(jnp.float32) * total
+        steps = jnp.asarray(env_steps).astype(jnp.float32)
         frac = jnp.clip(1.0 - steps / cfg.anneal_steps, 0.0, 1.0)
     else:
         frac = jnp.ones((), jnp.float32)
@@ -361,8 +202,8 @@ def update(state: PPOState, rollout: Rollout) -> tuple[PPOState, dict[str, jnp.n
 
     def objective(params: Any, batch: tuple) -> tuple[jnp.ndarray, dict]:
         b_obs, b_action, b_log_prob, b_adv, b_ret, b_v_old = batch
-        dist = _distribution(state, params, b_obs)
-        log_prob, entropy = _log_prob_entropy(spec, dist, b_action)
+        dist = distribution(state, params, b_obs)
+        log_prob, entropy = log_prob_entropy(spec, dist, b_action)
         if cfg.normalize_advantage:
             b_adv = (b_adv - b_adv.mean()) / (b_adv.std() + 1e-8)
         pg, clip_frac = policy_loss(log_prob, b_log_prob, b_adv, clip)
@@ -398,32 +239,6 @@ def update(state: PPOState, rollout: Rollout) -> tuple[PPOState, dict[str, jnp.n
         epoch, (state.params, state.opt_state), jax.random.split(k_epochs, cfg.n_epochs)
     )
     metrics = jax.tree.map(jnp.mean, metrics)
-    metrics["explained_variance"] = 1.0 - jnp.var(returns - v_old) / (jnp.var(returns) + 1e-8)
+    metrics["explained_variance"] = explained_variance(returns, v_old)
     metrics["learning_rate"] = lr
-
-    obs_stats = state.obs_stats
-    if cfg.normalize_obs:
-        obs_stats = stats_update(obs_stats, rollout.obs.reshape(total, -1))
-    new_state = state.replace(
-        params=params,
-        opt_state=opt_state,
-        obs_stats=obs_stats,
-        return_stats=return_stats,
-        return_acc=return_acc,
-        key=key,
-        updates=state.updates + 1,
-    )
-    return new_state, metrics
-
-
-def check(config: PPOConfig, n_envs: int) -> None:
-    """Reject a rollout that minibatches cannot split evenly."""
-    total = config.n_steps * n_envs
-    if total % config.batch_size:
-        fits = [b for b in (32, 64, 128, 256, 512, 1024) if total % b == 0 and b <= total]
-        hint = f" (e.g. {', '.join(map(str, fits))})" if fits else ""
-        raise DuettoError(
-            f"ppo: batch_size {config.batch_size} does not divide the rollout of n_steps × n_envs"
-            f" = {config.n_steps} × {n_envs} = {total} transitions. Choose a batch_size that "
-            f"divides {total}{hint}, or change n_steps."
-        )
+    return finish(state, rollout, prepared, params, opt_state, key), metrics

@@ -11,18 +11,25 @@ step, Polyak step, in the order of the paper's Algorithm 1.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import flax
 import jax
 import jax.numpy as jnp
 import optax
 
-from duetto.config import hp, hparams_of
+from duetto.config import hp, hparams_of, weight_init_hp
+from duetto.contract import OffPolicyConfig, override
 from duetto.data.replay import Transition
 from duetto.envs.spec import EnvSpec
+from duetto.improvement import (
+    Sample,
+    reparameterised_step,
+    squashed_samples,
+    temperature_step,
+)
+from duetto.losses import critic_regression, soft_target
 from duetto.nets import CriticEnsemble, SquashedGaussianActor, sample_squashed
 from duetto.nets.targets import polyak
 
@@ -33,21 +40,15 @@ LOOP = "offpolicy"
 METRICS = ("critic_loss", "actor_loss", "temperature_loss", "alpha", "entropy", "q_mean")
 
 
-def weight_init_hp() -> Any:
-    """The `weight_init` hyperparameter of the off-policy algorithms (SAC, TD3, DDPG, DSAC-T)."""
-    return hp(
-        "lecun",
-        "initial weights of actor and critics: lecun (Flax's LeCun normal, zero biases) or torch "
-        "(PyTorch's nn.Linear default, weights and biases uniform in ±1/√fan_in, as SB3, CleanRL "
-        "and the reference code initialise)",
-        choices=("lecun", "torch"),
-    )
-
-
 @dataclass(frozen=True)
-class SACConfig:
+class SACConfig(OffPolicyConfig):
     """SAC hyperparameters. Defaults: the paper's Table 1 unless another source is named."""
 
+    buffer_size: int = override(1_000_000, "paper, Table 1")
+    learning_starts: int = override(100, "SB3 default")
+    batch_size: int = override(256, "paper, Table 1")
+    gradient_steps: int = override(1, "paper, Table 1: one per env step")
+    env_steps_per_update: int = override(1, "SB3: 1")
     learning_rate: float = hp(
         3e-4,
         "Adam step size of actor, critics and temperature [paper, Table 1]",
@@ -55,11 +56,6 @@ class SACConfig:
         low_open=True,
         sweep=True,
     )
-    buffer_size: int = hp(1_000_000, "replay capacity, transitions [paper, Table 1]", low=1)
-    learning_starts: int = hp(
-        100, "env steps of uniform random actions before the first update [SB3 default]", low=0
-    )
-    batch_size: int = hp(256, "transitions per gradient step [paper, Table 1]", low=1)
     tau: float = hp(
         0.005,
         "Polyak rate of the target critics per update [paper, Table 1]",
@@ -69,17 +65,6 @@ class SACConfig:
         sweep=True,
     )
     gamma: float = hp(0.99, "discount factor [paper, Table 1]", low=0, high=1, sweep=True)
-    gradient_steps: int = hp(
-        1, "gradient steps per vector-env step (UTD 1 with one env) [paper, Table 1]", low=1
-    )
-    env_steps_per_update: int = hp(
-        1, "vector-env steps between update calls (SB3 train_freq) [SB3: 1]", low=1
-    )
-    warmup_actions: str = hp(
-        "uniform",
-        "actions during the first learning_starts steps: uniform in the bounds, or the policy's",
-        choices=("uniform", "policy"),
-    )
     hidden: tuple = hp(
         (256, 256), "hidden widths of actor and critics, ReLU [paper, Table 1]", low=1
     )
@@ -149,7 +134,7 @@ def _networks(config: SACConfig, spec: EnvSpec) -> tuple[SquashedGaussianActor, 
     return actor, critic
 
 
-def init(key: jax.Array, spec: EnvSpec, config: SACConfig) -> SACState:
+def init(key: jax.Array, spec: EnvSpec, config: SACConfig, n_envs: int = 1) -> SACState:
     actor, critic = _networks(config, spec)
     k_actor, k_critic, k_state = jax.random.split(key, 3)
     obs = jnp.zeros((1, spec.obs_dim))
@@ -183,84 +168,14 @@ def act(state: SACState, obs: jnp.ndarray, key: jax.Array, deterministic: bool) 
     return sample_squashed(key, mean, log_std)[0]
 
 
-def soft_target(
-    reward: jnp.ndarray,
-    terminated: jnp.ndarray,
-    next_q: jnp.ndarray,
-    next_log_prob: jnp.ndarray,
-    alpha: jnp.ndarray,
-    gamma: float,
-) -> jnp.ndarray:
-    """y = r + γ(1 − d)(min_j Q̄_j(s', a') − α log π(a'|s')): next_q [N, B] -> y [B]."""
-    return reward + gamma * (1.0 - terminated) * (next_q.min(axis=0) - alpha * next_log_prob)
-
-
-def critic_loss(q: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
-    """Σ_i ½·E[(Q_i(s, a) − y)²]: q [N, B], y [B] -> []."""
-    return 0.5 * jnp.square(q - y).mean(axis=1).sum()
-
-
 def actor_loss(log_prob: jnp.ndarray, q: jnp.ndarray, alpha: jnp.ndarray) -> jnp.ndarray:
     """E[α·log π(ã|s) − min_j Q_j(s, ã)]: log_prob [B], q [N, B] -> []."""
     return jnp.mean(alpha * log_prob - q.min(axis=0))
 
 
-def temperature_loss(
-    log_alpha: jnp.ndarray, log_prob: jnp.ndarray, target_entropy: float
-) -> jnp.ndarray:
-    """E[−log α·(log π(a|s) + H̄)], minimised in log α: log_prob [B] -> []."""
-    return -log_alpha * jnp.mean(log_prob + target_entropy)
-
-
-class PolicyParts(NamedTuple):
-    """What a policy-and-temperature step changes: actor and log α, with their optimiser states."""
-
-    actor_params: Any
-    actor_opt: Any
-    log_alpha: jnp.ndarray
-    alpha_opt: Any
-
-
-class PolicyStep(NamedTuple):
-    parts: PolicyParts
-    metrics: dict[str, jnp.ndarray]  # actor_loss, temperature_loss, entropy
-
-
-def policy_and_temperature_step(
-    actor: SquashedGaussianActor,
-    q_of: Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray],
-    parts: PolicyParts,
-    txs: tuple[optax.GradientTransformation, optax.GradientTransformation],
-    key: jax.Array,
-    obs: jnp.ndarray,
-    target_entropy: float,
-) -> PolicyStep:
-    """One actor step on `actor_loss` against the critics' `q_of(obs, ã)` [N, B] (reparametrised
-    ã ~ π(·|s)), then one temperature step on the same samples' log π, with the α of before both
-    steps; `txs` = (actor, temperature) optimisers. SAC and DSAC-T share it."""
-    alpha = jnp.exp(parts.log_alpha)
-
-    def actor_objective(params: Any) -> tuple[jnp.ndarray, jnp.ndarray]:
-        mean, log_std = actor.apply(params, obs)
-        action, log_prob = sample_squashed(key, mean, log_std)
-        return actor_loss(log_prob, q_of(obs, action), alpha), log_prob
-
-    (loss_pi, log_prob), grads = jax.value_and_grad(actor_objective, has_aux=True)(
-        parts.actor_params
-    )
-    step, actor_opt = txs[0].update(grads, parts.actor_opt)
-    actor_params = optax.apply_updates(parts.actor_params, step)
-
-    loss_alpha, grad = jax.value_and_grad(temperature_loss)(
-        parts.log_alpha, jax.lax.stop_gradient(log_prob), target_entropy
-    )
-    step, alpha_opt = txs[1].update(grad, parts.alpha_opt)
-    log_alpha = optax.apply_updates(parts.log_alpha, step)
-    metrics = {"actor_loss": loss_pi, "temperature_loss": loss_alpha, "entropy": -log_prob.mean()}
-    return PolicyStep(PolicyParts(actor_params, actor_opt, log_alpha, alpha_opt), metrics)
-
-
-def update(state: SACState, batch: Transition) -> tuple[SACState, dict[str, jnp.ndarray]]:
+def update(
+    state: SACState, batch: Transition, env_steps: jax.Array
+) -> tuple[SACState, dict[str, jnp.ndarray]]:
     """One gradient step on critics, actor and temperature, then Polyak: batch [B, ...]."""
     cfg, h = state.config, state.hparams
     actor, critic = _networks(cfg, state.spec)
@@ -268,47 +183,58 @@ def update(state: SACState, batch: Transition) -> tuple[SACState, dict[str, jnp.
     key, k_next, k_pi = jax.random.split(state.key, 3)
     alpha = jnp.exp(state.log_alpha)
 
-    mean, log_std = actor.apply(state.actor_params, batch.next_obs)
-    next_action, next_log_prob = sample_squashed(k_next, mean, log_std)
-    next_q = critic.apply(state.target_params, batch.next_obs, next_action)
+    nxt = squashed_samples(
+        actor, state.actor_params, batch.next_obs, k_next, state.spec.action_log_scale
+    )
+    next_q = critic.apply(state.target_params, batch.next_obs, nxt.action)
     y = jax.lax.stop_gradient(
-        soft_target(batch.reward, batch.terminated, next_q, next_log_prob, alpha, h["gamma"])
+        soft_target(batch.reward, batch.terminated, next_q, nxt.log_prob, alpha, h["gamma"])
     )
 
     def critic_objective(params: Any) -> tuple[jnp.ndarray, jnp.ndarray]:
         q = critic.apply(params, batch.obs, batch.action)
-        return critic_loss(q, y), q
+        return critic_regression(q, y), q
 
     (loss_q, q), grads = jax.value_and_grad(critic_objective, has_aux=True)(state.critic_params)
     step, critic_opt = tx.update(grads, state.critic_opt)
     critic_params = optax.apply_updates(state.critic_params, step)
 
-    target_entropy = -cfg.target_entropy_scale * state.spec.action_dim
-    policy = policy_and_temperature_step(
+    # The actor against the freshly updated critics; α of before both steps.
+    def objective(obs: jnp.ndarray, sample: Sample) -> jnp.ndarray:
+        return actor_loss(sample.log_prob, critic.apply(critic_params, obs, sample.action), alpha)
+
+    actor_params, actor_opt, samples = reparameterised_step(
         actor,
-        lambda obs, action: critic.apply(critic_params, obs, action),
-        PolicyParts(state.actor_params, state.actor_opt, state.log_alpha, state.alpha_opt),
-        (tx, tx),
+        objective,
+        state.actor_params,
+        state.actor_opt,
+        tx,
         k_pi,
         batch.obs,
-        target_entropy,
+        state.spec.action_log_scale,
+    )
+    target_entropy = -cfg.target_entropy_scale * state.spec.action_dim
+    log_alpha, alpha_opt, loss_alpha = temperature_step(
+        state.log_alpha, state.alpha_opt, tx, samples.log_prob, target_entropy
     )
 
     new_state = state.replace(
-        actor_params=policy.parts.actor_params,
+        actor_params=actor_params,
         critic_params=critic_params,
         target_params=polyak(critic_params, state.target_params, h["tau"]),
-        log_alpha=policy.parts.log_alpha,
-        actor_opt=policy.parts.actor_opt,
+        log_alpha=log_alpha,
+        actor_opt=actor_opt,
         critic_opt=critic_opt,
-        alpha_opt=policy.parts.alpha_opt,
+        alpha_opt=alpha_opt,
         key=key,
         updates=state.updates + 1,
     )
     metrics = {
         "critic_loss": loss_q,
+        "actor_loss": samples.loss,
+        "temperature_loss": loss_alpha,
         "alpha": alpha,
+        "entropy": -samples.log_prob.mean(),
         "q_mean": q.mean(),
-        **policy.metrics,
     }
     return new_state, metrics

@@ -19,10 +19,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from duetto.algorithms.sac import critic_loss, soft_target, weight_init_hp
-from duetto.config import hp, hparams_of
+from duetto.config import hp, hparams_of, weight_init_hp
+from duetto.contract import OffPolicyConfig, override
 from duetto.data.replay import Transition
 from duetto.envs.spec import EnvSpec
+from duetto.losses import critic_regression, soft_target
 from duetto.nets import CriticEnsemble, DeterministicActor
 from duetto.nets.targets import polyak
 
@@ -33,18 +34,20 @@ METRICS = ("critic_loss", "actor_loss", "q_mean")
 
 
 @dataclass(frozen=True)
-class TD3Config:
+class TD3Config(OffPolicyConfig):
     """TD3 hyperparameters. Defaults: CleanRL's td3_continuous_action.py [CleanRL], which
     follows the paper [paper]."""
 
+    buffer_size: int = override(1_000_000, "CleanRL, paper")
+    learning_starts: int = override(
+        25_000, "CleanRL", "env steps of uniform random actions before the first update"
+    )
+    batch_size: int = override(256, "CleanRL, paper")
+    gradient_steps: int = override(1, "CleanRL, paper", "critic steps per update call")
+    env_steps_per_update: int = override(1, "CleanRL: 1")
     learning_rate: float = hp(
         3e-4, "Adam step size of actor and critics [CleanRL]", low=0, low_open=True, sweep=True
     )
-    buffer_size: int = hp(1_000_000, "replay capacity, transitions [CleanRL, paper]", low=1)
-    learning_starts: int = hp(
-        25_000, "env steps of uniform random actions before the first update [CleanRL]", low=0
-    )
-    batch_size: int = hp(256, "transitions per gradient step [CleanRL, paper]", low=1)
     tau: float = hp(
         0.005,
         "Polyak rate of all targets [CleanRL, paper]",
@@ -54,15 +57,6 @@ class TD3Config:
         sweep=True,
     )
     gamma: float = hp(0.99, "discount factor [CleanRL, paper]", low=0, high=1, sweep=True)
-    gradient_steps: int = hp(1, "critic steps per vector-env step [CleanRL, paper]", low=1)
-    env_steps_per_update: int = hp(
-        1, "vector-env steps between update calls (SB3 train_freq) [CleanRL: 1]", low=1
-    )
-    warmup_actions: str = hp(
-        "uniform",
-        "actions during the first learning_starts steps: uniform in the bounds, or the policy's",
-        choices=("uniform", "policy"),
-    )
     hidden: tuple = hp((256, 256), "hidden widths of actor and critics, ReLU [CleanRL]", low=1)
     n_critics: int = hp(2, "Q-functions; the target takes their min [paper]", low=1)
     policy_delay: int = hp(
@@ -135,7 +129,7 @@ def _networks(config: Any, spec: EnvSpec) -> tuple[DeterministicActor, CriticEns
     )
 
 
-def init(key: jax.Array, spec: EnvSpec, config: Any) -> TD3State:
+def init(key: jax.Array, spec: EnvSpec, config: Any, n_envs: int = 1) -> TD3State:
     actor, critic = _networks(config, spec)
     k_actor, k_critic, k_state = jax.random.split(key, 3)
     obs = jnp.zeros((1, spec.obs_dim))
@@ -180,7 +174,9 @@ def actor_loss(q1: jnp.ndarray) -> jnp.ndarray:
     return -q1.mean()
 
 
-def update(state: TD3State, batch: Transition) -> tuple[TD3State, dict[str, jnp.ndarray]]:
+def update(
+    state: TD3State, batch: Transition, env_steps: jax.Array
+) -> tuple[TD3State, dict[str, jnp.ndarray]]:
     """One critic step; every `policy_delay` calls also an actor step and the Polyak steps."""
     cfg, h = state.config, state.hparams
     actor, critic = _networks(cfg, state.spec)
@@ -201,7 +197,7 @@ def update(state: TD3State, batch: Transition) -> tuple[TD3State, dict[str, jnp.
 
     def critic_objective(params: Any) -> tuple[jnp.ndarray, jnp.ndarray]:
         q = critic.apply(params, batch.obs, batch.action)
-        return critic_loss(q, y), q
+        return critic_regression(q, y), q
 
     (loss_q, q), grads = jax.value_and_grad(critic_objective, has_aux=True)(state.critic_params)
     step, critic_opt = tx.update(grads, state.critic_opt)

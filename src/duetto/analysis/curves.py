@@ -37,16 +37,18 @@ def expand_runs(paths: list[Path]) -> list[Path]:
 
 def run_settings(config: dict[str, Any]) -> dict[str, Any]:
     """A run's hyperparameters as its config.json records them, with those added to duetto
-    after the run was made filled in with their defaults (what the run ran with: a new
-    hyperparameter's default keeps the behaviour from before it), so that such a run groups
-    with the same setting run later."""
+    after the run was made filled in with what the run ran with (the field's `before` value
+    where its default changed since, else its default, which keeps the behaviour from before
+    it), so that such a run groups with the same setting run later."""
     from duetto.algorithms import ALGORITHMS
 
     settings = dict(config.get("config", {}))
     algo = ALGORITHMS.get(config.get("algo", ""))
     for field in dataclasses.fields(algo.CONFIG) if algo is not None else ():
         if field.name not in settings and field.default is not dataclasses.MISSING:
-            settings[field.name] = json.loads(json.dumps(field.default))  # as config.json has it
+            ran_with = field.metadata.get("before")
+            ran_with = field.default if ran_with is None else ran_with
+            settings[field.name] = json.loads(json.dumps(ran_with))  # as config.json has it
     return settings
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from duetto.envs.spec import EnvSpec
+from duetto.envs.spec import EnvSpec, log_scale
 from duetto.errors import DuettoError, did_you_mean
 
 EnvLike = str | gym.Env
@@ -164,7 +164,7 @@ def env_spec(vec: gym.vector.VectorEnv, algo: str, action_spaces: tuple[str, ...
                 f"high={act_space.high}. Wrap it with gymnasium.wrappers.ClipAction or "
                 "RescaleAction."
             )
-        return EnvSpec(obs_dim=obs_dim, action_dim=low.size)
+        return EnvSpec(obs_dim=obs_dim, action_dim=low.size, action_log_scale=log_scale(low, high))
     if isinstance(act_space, gym.spaces.Discrete):
         if "discrete" not in action_spaces:
             raise DuettoError(

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from duetto.envs.spec import EnvSpec
+from duetto.envs.spec import EnvSpec, log_scale
 from duetto.errors import DuettoError, did_you_mean
 
 PREFIX = "gymnax:"
@@ -250,7 +250,7 @@ def make_jax_env(env_id: str, algo: str, action_spaces: tuple[str, ...]) -> JaxE
         shape = act_space.shape or (1,)
         low = np.broadcast_to(np.asarray(act_space.low, np.float32), shape).ravel()
         high = np.broadcast_to(np.asarray(act_space.high, np.float32), shape).ravel()
-        spec = EnvSpec(obs_dim=obs_dim, action_dim=low.size)
+        spec = EnvSpec(obs_dim=obs_dim, action_dim=low.size, action_log_scale=log_scale(low, high))
     else:
         raise DuettoError(f"{algo} cannot handle the action space of '{env_id}' ({act_space}).")
     return JaxEnv(

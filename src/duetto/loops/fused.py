@@ -10,27 +10,37 @@ take the chunk length as an argument: they compile once per run, whatever the bu
 
 The state of every seed has a leading [n_seeds] axis, split over the devices when there are
 several (duetto/devices.py: on a CPU, one device per core), so that each device trains its share
-of the seeds. The loop knows an algorithm only by its module interface (init, act, update;
-exploration_noise and explore for on-policy) and the loop fields of its config.
+of the seeds. The loop knows an algorithm only by the contract (duetto/contract.py).
+
+`FusedRunner` is the runner of this loop (loops/runner.py): the runs' state between chunks, and
+what the facade reads of it.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import Any
+import itertools
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
 
 import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from duetto.compile_cache import module_tag
+from duetto.config import check_sweep
+from duetto.contract import Algorithm, Config
 from duetto.data.replay import Replay, Transition, replay_add, replay_init
 from duetto.data.rollout import Rollout
 from duetto.devices import runs_sharding
-from duetto.envs.jaxenv import JaxEnv, StepNoise
+from duetto.envs.jaxenv import JaxEnv, StepNoise, make_jax_env
+from duetto.errors import DuettoError
 from duetto.loops.compiled import ONCE_OPTIONS, TRAIN_OPTIONS, Program
 from duetto.loops.offpolicy import maybe_gradient_steps, warmup_action
+from duetto.runs.checkpoint import restore_state
+
+EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with training envs
 
 
 @flax.struct.dataclass
@@ -51,24 +61,16 @@ class FusedState:
 class FusedLoop:
     """The compiled programs of one fused run (an algorithm, a gymnax env, n_envs, n_seeds)."""
 
-    def __init__(self, algo: ModuleType, config: Any, env: JaxEnv, n_envs: int):
+    def __init__(self, algo: Algorithm, config: Any, env: JaxEnv, n_envs: int):
         self.algo, self.config, self.env, self.n_envs = algo, config, env, n_envs
         self.on_policy = algo.LOOP == "onpolicy"
         self.steps_per_iteration = n_envs * (config.n_steps if self.on_policy else 1)
-        if self.on_policy:
-            algo.check(config, n_envs)
-        # Everything the programs close over, for the exported-program cache (compiled.py).
-        identity = f"fused|{module_tag(algo)}|{config!r}|{env.env_id}|{env.params!r}|{n_envs}"
-        self._train = Program(
-            self._train_all, TRAIN_OPTIONS, donate=(0,), identity=f"train|{identity}"
-        )
+        config.check(n_envs)
+        self._train = Program(self._train_all, TRAIN_OPTIONS, donate=(0,))
         self._evaluate = Program(
-            jax.vmap(self._evaluate_one, in_axes=(0, None)),
-            ONCE_OPTIONS,
-            static=(1,),
-            identity=f"evaluate|{identity}",
+            jax.vmap(self._evaluate_one, in_axes=(0, None, None)), ONCE_OPTIONS, static=(1,)
         )
-        self._init = Program(self._init_one, ONCE_OPTIONS, identity=f"init|{identity}")
+        self._init = Program(self._init_one, ONCE_OPTIONS)
         self.sharding: jax.sharding.Sharding | None = None  # of the runs' axis, set by place
         self._layout: FusedState | None = None  # the state's shapes and sharding (prepare)
 
@@ -77,10 +79,9 @@ class FusedLoop:
     def _init_one(self, key: jax.Array, eval_key: jax.Array) -> FusedState:
         algo, config, env, n = self.algo, self.config, self.env, self.n_envs
         k_algo, k_env, k_loop = jax.random.split(key, 3)
-        if self.on_policy:
-            algo_state, replay = algo.init(k_algo, env.spec, config, n), None
-        else:
-            algo_state = algo.init(k_algo, env.spec, config)
+        algo_state = algo.init(k_algo, env.spec, config, n)
+        replay = None
+        if not self.on_policy:
             replay = replay_init(config.buffer_size, env.spec.obs_dim, env.spec.action_dim)
         obs, env_state = env.reset(k_env, n)
         return FusedState(
@@ -125,7 +126,7 @@ class FusedLoop:
     def prepare_evaluate(self, episodes: int) -> None:
         """Start compiling the evaluate program (after `prepare`), while the first chunk of
         training compiles and runs."""
-        self._evaluate.prepare(self._layout, episodes)
+        self._evaluate.prepare(self._layout, episodes, jax.ShapeDtypeStruct((), jnp.int32))
 
     def place(self, state: FusedState) -> FusedState:
         """The runs' state on the devices, in the layout `prepare` chose: split along the runs
@@ -176,7 +177,7 @@ class FusedLoop:
             return fs, (row, finished)
 
         fs, (rollout, finished) = jax.lax.scan(step, fs.replace(key=key), noise)
-        algo_state, metrics = algo.update(fs.algo, rollout)
+        algo_state, metrics = algo.update(fs.algo, rollout, steps_before + self.steps_per_iteration)
         ones = jnp.ones((), jnp.float32)
         return fs.replace(algo=algo_state), metrics, (jax.tree.map(jnp.sum, finished), ones)
 
@@ -190,9 +191,10 @@ class FusedLoop:
         algo, config = self.algo, self.config
         key, k_act, k_env, k_sample = jax.random.split(fs.key, 4)
         obs = fs.obs
+        action_dim = self.env.spec.action_dim
         action = jax.lax.cond(
             steps_before < config.learning_starts,
-            lambda: warmup_action(algo, config, fs.algo, obs, k_act),
+            lambda: warmup_action(algo, config, fs.algo, obs, k_act, action_dim),
             lambda: algo.act(fs.algo, obs, k_act, False),
         )
         fs, (reward, terminated, _, final), finished = self._env_step(
@@ -202,7 +204,7 @@ class FusedLoop:
         steps_after = steps_before + self.n_envs
         ready = steps_after >= max(config.learning_starts, 1)
         algo_state, metrics, weight = maybe_gradient_steps(
-            algo, config, fs.algo, replay, k_sample, ready, steps_after // self.n_envs
+            algo, config, fs.algo, replay, k_sample, ready, steps_after, self.n_envs
         )
         return fs.replace(algo=algo_state, replay=replay), metrics, (finished, weight)
 
@@ -222,9 +224,7 @@ class FusedLoop:
         iterate = self._on_policy_iteration if self.on_policy else self._off_policy_iteration
         n_runs = fs.env_steps.shape[0]
         axes = jax.tree.map(lambda _: 0, fs)
-        counted = hasattr(fs.algo, "updates")
-        if counted:
-            axes = axes.replace(algo=axes.algo.replace(updates=None))
+        axes = axes.replace(algo=axes.algo.replace(updates=None))
         step_all = jax.vmap(iterate, in_axes=(axes, None), out_axes=(axes, 0, 0))
 
         def body(i: jnp.ndarray, carry: tuple) -> tuple:
@@ -235,16 +235,15 @@ class FusedLoop:
             sums = jax.tree.map(lambda s, m: s + w * m, sums, metrics)
             return fs, sums, weight + w, ep_sum + f_sum, ep_count + f_count
 
-        if counted:  # one counter in the loop; the state keeps one per run
-            fs = fs.replace(algo=fs.algo.replace(updates=fs.algo.updates[0]))
+        # one counter in the loop; the state keeps one per run
+        fs = fs.replace(algo=fs.algo.replace(updates=fs.algo.updates[0]))
         zero = jnp.zeros((n_runs,), jnp.float32)
         zeros = {k: zero for k in self.algo.METRICS}
         fs, sums, weight, ep_sum, ep_count = jax.lax.fori_loop(
             0, iterations, body, (fs, zeros, zero, zero, zero)
         )
-        if counted:
-            updates = jnp.broadcast_to(fs.algo.updates, (n_runs,))
-            fs = fs.replace(algo=fs.algo.replace(updates=updates))
+        updates = jnp.broadcast_to(fs.algo.updates, (n_runs,))
+        fs = fs.replace(algo=fs.algo.replace(updates=updates))
         summary = {
             "metrics": jax.tree.map(lambda s: s / jnp.maximum(weight, 1.0), sums),
             "updated": weight,
@@ -255,12 +254,13 @@ class FusedLoop:
             fs, summary = jax.lax.with_sharding_constraint((fs, summary), self.sharding)
         return fs, summary
 
-    def _evaluate_one(self, fs: FusedState, episodes: int) -> dict:
+    def _evaluate_one(self, fs: FusedState, episodes: int, seed: jnp.ndarray) -> dict:
         """Deterministic returns of `episodes` fresh episodes, played to their end (or the time
-        limit) in one loop; seeded by (eval_key, env_steps), so a resumed run evaluates as the
-        original did."""
+        limit) in one loop; seeded by (eval_key, env_steps), so that a resumed run evaluates as
+        the original did, or by `seed` when it is not negative."""
         env, algo = self.env, self.algo
-        key = jax.random.fold_in(fs.eval_key, fs.env_steps)
+        own = jax.random.fold_in(fs.eval_key, fs.env_steps)
+        key = jnp.where(seed < 0, own, jax.random.PRNGKey(jnp.maximum(seed, 0)))
         k_reset, k_steps = jax.random.split(key)
         obs, env_state = env.reset(k_reset, episodes)
         zeros = jnp.zeros((episodes,), jnp.float32)
@@ -290,5 +290,203 @@ class FusedLoop:
         start = jnp.asarray(int(state.env_steps[0]), jnp.int32)
         return self._train(state, jnp.asarray(iterations, jnp.int32), start)
 
-    def evaluate(self, state: FusedState, episodes: int) -> dict:
-        return self._evaluate(state, episodes)
+    def evaluate(self, state: FusedState, episodes: int, seed: int | None = None) -> dict:
+        return self._evaluate(state, episodes, jnp.asarray(-1 if seed is None else seed, jnp.int32))
+
+
+def check_seeds(seeds: Sequence[int]) -> list[int]:
+    seeds = list(seeds)
+    if not seeds:
+        raise DuettoError("seeds is empty; give at least one seed, e.g. seeds=[0, 1, 2].")
+    for s in seeds:
+        if not isinstance(s, int | np.integer) or isinstance(s, bool) or s < 0:
+            raise DuettoError(f"seeds must be non-negative integers, got {s!r}.")
+    if len(set(seeds)) != len(seeds):
+        raise DuettoError(f"seeds has repeats ({seeds}); each seed must appear once.")
+    return [int(s) for s in seeds]
+
+
+class FusedRunner:
+    """The runs of one fused program between chunks (the runner of loops/runner.py).
+
+    The runs are the seeds, or with a sweep every (swept values, seed) combination, stacked on
+    the leading axis of the state in the order of `runs`."""
+
+    kind: ClassVar[str] = "fused"
+    runs_have_dirs: ClassVar[bool] = True
+    default_log_every: ClassVar[int] = 1  # a row per compiled chunk
+
+    def __init__(
+        self,
+        algo: Algorithm,
+        config: Config,
+        env_id: str,
+        seeds: Sequence[int],
+        n_envs: int,
+        sweep: dict[str, Any],
+        state: FusedState | None = None,
+    ):
+        self.algo, self.config, self.env_id = algo, config, env_id
+        self.seeds = check_seeds(seeds)
+        self.sweep = check_sweep(type(config), algo.NAME, sweep)
+        if not isinstance(n_envs, int | np.integer) or n_envs < 1:
+            raise DuettoError(f"n_envs must be at least 1, got {n_envs}.")
+        self.n_envs = int(n_envs)
+        names = list(self.sweep)
+        self.runs = [
+            {"seed": seed, "hparams": dict(zip(names, combo, strict=True))}
+            for combo in itertools.product(*self.sweep.values())
+            for seed in self.seeds
+        ]
+        self.jax_env = make_jax_env(env_id, algo.NAME, algo.ACTION_SPACES)
+        self.loop = FusedLoop(algo, config, self.jax_env, self.n_envs)
+        # A new run is about to train: its train program compiles while the seeds' states are
+        # built. A loaded one may only be evaluated, and compiles on its first `learn`.
+        self.loop.prepare(len(self.runs), train=state is None)
+        if state is None:
+            state = self.loop.init([r["seed"] for r in self.runs], EVAL_SEED_OFFSET)
+            if self.sweep:
+                hparams = dict(state.algo.hparams)
+                for name in names:
+                    hparams[name] = np.asarray([r["hparams"][name] for r in self.runs], np.float32)
+                state = state.replace(algo=state.algo.replace(hparams=hparams))
+        self.loop_state = self.loop.place(state)
+        self._sums: list[dict[str, float]] = [{} for _ in self.runs]
+        self._policy = jax.jit(lambda s, o: algo.act(s, o, None, True))
+        self._sample = jax.jit(lambda s, o, k: algo.act(s, o, k, False))
+
+    @property
+    def env_steps(self) -> int:
+        return int(self.loop_state.env_steps[0])
+
+    @property
+    def state(self) -> FusedState:
+        return self.loop_state
+
+    @property
+    def algo_state(self) -> Any:
+        return self.loop_state.algo
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        return (self.jax_env.spec.obs_dim,)
+
+    @property
+    def devices(self) -> int:
+        """How many devices the runs are split over (duetto/devices.py)."""
+        sharding = self.loop.sharding
+        return 1 if sharding is None else len(sharding.device_set)
+
+    def planned(self, steps: int) -> int:
+        per = self.loop.steps_per_iteration
+        return -(-steps // per) * per
+
+    def prepare_evaluation(self, episodes: int) -> None:
+        self.loop.prepare_evaluate(int(episodes))
+
+    def advance(self, steps: int, chunk: int, hook: Callable[[int], bool]) -> None:
+        """Whole iterations, `chunk` env steps (rounded up to iterations) per compiled call."""
+        per = self.loop.steps_per_iteration
+        remaining = -(-steps // per)
+        per_chunk = max(-(-chunk // per), 1)
+        while remaining > 0:
+            iterations = min(per_chunk, remaining)
+            remaining -= iterations
+            self.loop_state, summary = self.loop.train(self.loop_state, iterations)
+            self._accumulate(jax.device_get(summary))
+            if hook(self.env_steps) is False:
+                break
+
+    def _accumulate(self, summary: dict[str, Any]) -> None:
+        """Per run: metric sums weighted by the iterations that updated, and episode sums."""
+        for i, sums in enumerate(self._sums):
+            weight = float(summary["updated"][i])
+            for name, value in summary["metrics"].items():
+                sums[name] = sums.get(name, 0.0) + weight * float(value[i])
+            for name in ("updated", "episode_return_sum", "episodes"):
+                key = "weight" if name == "updated" else name
+                sums[key] = sums.get(key, 0.0) + float(summary[name][i])
+
+    def read_train(self) -> list[dict[str, float]]:
+        rows = []
+        for sums in self._sums:
+            weight = sums.pop("weight", 0.0)
+            episode_sum, episodes = sums.pop("episode_return_sum", 0.0), sums.pop("episodes", 0.0)
+            row = {k: v / weight for k, v in sums.items()} if weight > 0 else {}
+            if episodes > 0:
+                row["episode_return"] = episode_sum / episodes
+            rows.append(row)
+        self._sums = [{} for _ in self.runs]
+        return rows
+
+    def evaluate(self, episodes: int, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
+        result = jax.device_get(self.loop.evaluate(self.loop_state, int(episodes), seed))
+        return np.asarray(result["returns"], np.float64), np.asarray(result["lengths"])
+
+    def act(self, run: int, obs: np.ndarray, key: Any) -> np.ndarray:
+        state = jax.tree.map(lambda leaf: leaf[run], self.algo_state)
+        x = jnp.asarray(obs, jnp.float32).reshape(obs.shape[0], -1)
+        action = self._policy(state, x) if key is None else self._sample(state, x, key)
+        return np.asarray(self.jax_env.to_env(action))
+
+    def identity(self) -> dict[str, Any]:
+        return {"loop": self.kind, "seeds": self.seeds, "sweep": self.sweep}
+
+    def progress(self) -> dict[str, Any]:
+        return {"devices": self.devices}
+
+    def saved_envs(self) -> list:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+class FusedKind:
+    """How fused runners are made (loops/runner.py: RunnerKind)."""
+
+    def create(
+        self,
+        algo: Algorithm,
+        env: Any,
+        seeds: Sequence[int],
+        config: Config,
+        n_envs: int,
+        sweep: dict[str, list[float]],
+        vectorization: str,
+    ) -> FusedRunner:
+        if vectorization != "sync":
+            raise DuettoError(
+                "vectorization applies to Gymnasium envs; a JAX-native env steps inside the "
+                "compiled program."
+            )
+        return FusedRunner(algo, config, env, seeds, n_envs, sweep)
+
+    def restore(
+        self,
+        algo: Algorithm,
+        config: Config,
+        meta: dict[str, Any],
+        ckpt: Path,
+        arrays: dict[str, np.ndarray] | list[np.ndarray],
+        envs: list,
+        env: Any,
+    ) -> FusedRunner:
+        if env is not None:
+            raise DuettoError("a fused run resumes on its own JAX-native env; do not pass env=.")
+        sweep = meta.get("sweep") or {}
+        n_runs = len(meta["seeds"]) * int(np.prod([len(v) for v in sweep.values()]))
+        jax_env = make_jax_env(meta["env"], algo.NAME, algo.ACTION_SPACES)
+        template = FusedLoop(algo, config, jax_env, meta["n_envs"]).shapes(n_runs)
+        state = restore_state(ckpt, arrays, template)
+        runner = FusedRunner(algo, config, meta["env"], meta["seeds"], meta["n_envs"], sweep, state)
+        saved = meta.get("devices", 1)
+        if saved != runner.devices:
+            warnings.warn(
+                f"'{ckpt}' was trained with its runs split over {saved} device(s); here they are "
+                f"split over {runner.devices}. The runs continue, but not bit-identically with "
+                f"training on {saved} (duetto.configure(cpu_devices={saved}) matches it on a "
+                "CPU).",
+                stacklevel=4,
+            )
+        return runner

@@ -7,26 +7,22 @@ current policy's when `warmup_actions` is "policy"), then `train` (store; on eve
 update; choose the next action with the policy). The host only moves observations in and
 actions out. Training metrics are summed on the device and read every `log_every` steps.
 
-The loop knows nothing of an algorithm but its module interface (init, act, update) and the
-off-policy fields of its config (buffer_size, batch_size, learning_starts, gradient_steps,
-env_steps_per_update, warmup_actions).
+The loop knows an algorithm only by the contract (duetto/contract.py): its module interface
+(init, act, update) and the loop fields of `OffPolicyConfig`.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any
 
 import flax
-import gymnasium as gym
 import jax
 import jax.numpy as jnp
 
-from duetto.compile_cache import module_tag
+from duetto.contract import Algorithm, OffPolicyConfig
 from duetto.data.replay import Replay, Transition, replay_add, replay_init, replay_sample
 from duetto.envs.spec import EnvSpec
-from duetto.loops.compiled import ONCE_OPTIONS, Program
-from duetto.loops.host import HostLoop, Programs
+from duetto.loops.host import HostKind, HostLoop, Programs
 
 
 @flax.struct.dataclass
@@ -43,30 +39,12 @@ class OffPolicyState:
     metric_count: jnp.ndarray  # int32 [], number of update calls summed
 
 
-def init_state(
-    algo: ModuleType, key: jax.Array, spec: EnvSpec, config: Any, n_envs: int
+def build_state(
+    algo: Algorithm, key: jax.Array, spec: EnvSpec, config: OffPolicyConfig, n_envs: int
 ) -> OffPolicyState:
-    """A fresh run state, built by one compiled program (op-by-op it would compile dozens)."""
-    build = Program(
-        lambda k: _build_state(algo, k, spec, config, n_envs),
-        ONCE_OPTIONS,
-        identity=f"init|{__name__}|{module_tag(algo)}|{config!r}|{spec!r}|{n_envs}",
-    )
-    return build(key)  # runs once: no LLVM optimisation to wait for
-
-
-def state_shapes(algo: ModuleType, spec: EnvSpec, config: Any, n_envs: int) -> OffPolicyState:
-    """The run state's structure, shapes and dtypes, without computing it."""
-    return jax.eval_shape(
-        lambda k: _build_state(algo, k, spec, config, n_envs), jax.random.PRNGKey(0)
-    )
-
-
-def _build_state(
-    algo: ModuleType, key: jax.Array, spec: EnvSpec, config: Any, n_envs: int
-) -> OffPolicyState:
+    """A fresh run state (traced)."""
     k_algo, k_loop = jax.random.split(key)
-    algo_state = algo.init(k_algo, spec, config)
+    algo_state = algo.init(k_algo, spec, config, n_envs)
     replay = replay_init(config.buffer_size, spec.obs_dim, spec.action_dim)
     return OffPolicyState(
         algo=algo_state,
@@ -81,13 +59,19 @@ def _build_state(
 
 
 def gradient_steps(
-    algo: ModuleType, config: Any, algo_state: Any, replay: Replay, key: jax.Array
+    algo: Algorithm,
+    config: OffPolicyConfig,
+    algo_state: Any,
+    replay: Replay,
+    key: jax.Array,
+    env_steps: jax.Array,
 ) -> tuple[Any, dict[str, jnp.ndarray]]:
-    """`config.gradient_steps` updates on uniform replay samples, as one `lax.scan`; returns the
-    state and each metric's mean over the steps (the host and fused loops both call this)."""
+    """`config.gradient_steps` updates on uniform replay samples, as one `lax.scan`, each told
+    the loop clock `env_steps`; returns the state and each metric's mean over the steps (the
+    host and fused loops both call this)."""
 
     def gradient_step(state: Any, k: jax.Array) -> tuple[Any, dict]:
-        return algo.update(state, replay_sample(replay, k, config.batch_size))
+        return algo.update(state, replay_sample(replay, k, config.batch_size), env_steps)
 
     keys = jax.random.split(key, config.gradient_steps)
     algo_state, metrics = jax.lax.scan(gradient_step, algo_state, keys)
@@ -95,22 +79,23 @@ def gradient_steps(
 
 
 def maybe_gradient_steps(
-    algo: ModuleType,
-    config: Any,
+    algo: Algorithm,
+    config: OffPolicyConfig,
     algo_state: Any,
     replay: Replay,
     key: jax.Array,
     ready: jnp.ndarray,
-    vector_steps: jnp.ndarray,
+    env_steps: jnp.ndarray,
+    n_envs: int,
 ) -> tuple[Any, dict[str, jnp.ndarray], jnp.ndarray]:
-    """`gradient_steps` when `ready` (the warm-up is over) and `vector_steps`, the vector steps
-    taken including this one, is a multiple of `env_steps_per_update`; otherwise the state
-    unchanged and zero metrics. Returns (state, metrics, 1.0 if it updated else 0.0)."""
+    """`gradient_steps` when `ready` (the warm-up is over) and the vector steps taken including
+    this one (`env_steps` // n_envs) are a multiple of `env_steps_per_update`; otherwise the
+    state unchanged and zero metrics. Returns (state, metrics, 1.0 if it updated else 0.0)."""
     every = config.env_steps_per_update
-    due = ready if every == 1 else ready & (vector_steps % every == 0)
+    due = ready if every == 1 else ready & ((env_steps // n_envs) % every == 0)
 
     def learn(algo_state: Any) -> tuple[Any, dict]:
-        return gradient_steps(algo, config, algo_state, replay, key)
+        return gradient_steps(algo, config, algo_state, replay, key, env_steps)
 
     def wait(algo_state: Any) -> tuple[Any, dict]:
         return algo_state, {k: jnp.zeros((), jnp.float32) for k in algo.METRICS}
@@ -120,24 +105,29 @@ def maybe_gradient_steps(
 
 
 def warmup_action(
-    algo: ModuleType, config: Any, algo_state: Any, obs: jnp.ndarray, key: jax.Array
+    algo: Algorithm,
+    config: OffPolicyConfig,
+    algo_state: Any,
+    obs: jnp.ndarray,
+    key: jax.Array,
+    action_dim: int,
 ) -> jnp.ndarray:
     """The action during the first `learning_starts` env steps: uniform in [-1, 1], or the
     current (untrained) policy's when `warmup_actions` is "policy" (DSAC-T's code does that)."""
     if config.warmup_actions == "policy":
         return algo.act(algo_state, obs, key, False)
-    shape = (obs.shape[0], algo_state.spec.action_dim)
+    shape = (obs.shape[0], action_dim)
     return jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)
 
 
-def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
+def make_programs(algo: Algorithm, config: OffPolicyConfig, n_envs: int) -> Programs:
     """start, collect (store, warm-up action) and train (store, `gradient_steps` updates when
     due, policy action), over the structured state; not yet compiled."""
 
     def start(ls: OffPolicyState, obs: jnp.ndarray) -> OffPolicyState:
         key, k_act = jax.random.split(ls.key)
         if config.learning_starts > 0:
-            action = warmup_action(algo, config, ls.algo, obs, k_act)
+            action = warmup_action(algo, config, ls.algo, obs, k_act, ls.last_action.shape[-1])
         else:
             action = algo.act(ls.algo, obs, k_act, False)
         return ls.replace(key=key, last_obs=obs, last_action=action)
@@ -162,7 +152,7 @@ def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
             replay=store(ls, reward, next_obs, terminated),
             key=key,
             last_obs=obs,
-            last_action=warmup_action(algo, config, ls.algo, obs, k_act),
+            last_action=warmup_action(algo, config, ls.algo, obs, k_act, ls.last_action.shape[-1]),
             env_steps=ls.env_steps + n_envs,
         )
 
@@ -179,7 +169,7 @@ def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
         env_steps = ls.env_steps + n_envs
         ready = jnp.ones((), bool)  # the host calls `train` only after the warm-up
         algo_state, metrics, updated = maybe_gradient_steps(
-            algo, config, ls.algo, replay, k_sample, ready, env_steps // n_envs
+            algo, config, ls.algo, replay, k_sample, ready, env_steps, n_envs
         )
         return ls.replace(
             algo=algo_state,
@@ -199,15 +189,13 @@ class OffPolicyLoop(HostLoop):
     """The off-policy host loop: `collect` until `learning_starts` env steps, then `train`."""
 
     big = "replay"  # updated in place, kept out of the packing
+    make_programs = staticmethod(make_programs)
 
-    def __init__(
-        self, algo: ModuleType, config: Any, vec: gym.vector.VectorEnv, state: OffPolicyState
-    ):
-        self.config = config
-        self.warmup = max(config.learning_starts, 1)
-        n = vec.num_envs
-        identity = f"{type(self).__name__}|{module_tag(algo)}|{config!r}|{n}"
-        super().__init__(make_programs(algo, config, n), identity, vec, state)
+    def build_state(self, key: jax.Array) -> OffPolicyState:
+        return build_state(self.algo, key, self.spec, self.config, self.n_envs)
 
     def use_train(self, env_steps: int) -> bool:
-        return env_steps + self.n_envs >= self.warmup
+        return env_steps + self.n_envs >= max(self.config.learning_starts, 1)
+
+
+HostKind.loops["offpolicy"] = OffPolicyLoop

@@ -5,26 +5,24 @@ buffer (a device array in the state) and samples the next action; on the last st
 `train` writes the step, runs the algorithm's whole update (advantages, epochs, minibatches) and
 samples the next action with the new policy. So an update costs no extra call.
 
-The loop knows an on-policy algorithm by its module interface: `init(key, spec, config, n_envs)`,
-`exploration_noise(state, key, batch)`, `explore(state, obs, noise) -> (action, log_prob)`,
-`update(state, rollout)`, `action_shape(spec)`, and the rollout length `config.n_steps`.
+The loop knows an algorithm only by the contract (duetto/contract.py): the on-policy module
+interface (init, exploration_noise, explore, update, action_shape) and the loop fields of
+`OnPolicyConfig`.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any
 
 import flax
-import gymnasium as gym
 import jax
 import jax.numpy as jnp
 
-from duetto.compile_cache import module_tag
+from duetto.contract import OnPolicyAlgorithm, OnPolicyConfig
 from duetto.data.rollout import Rollout
 from duetto.envs.spec import EnvSpec
-from duetto.loops.compiled import ONCE_OPTIONS, TRAIN_OPTIONS, Program
-from duetto.loops.host import HostLoop, Programs
+from duetto.loops.compiled import TRAIN_OPTIONS
+from duetto.loops.host import HostKind, HostLoop, Programs
 
 
 @flax.struct.dataclass
@@ -42,7 +40,7 @@ class OnPolicyState:
     metric_count: jnp.ndarray  # int32 []
 
 
-def rollout_init(algo: ModuleType, spec: EnvSpec, n_steps: int, n_envs: int) -> Rollout:
+def rollout_init(algo: OnPolicyAlgorithm, spec: EnvSpec, n_steps: int, n_envs: int) -> Rollout:
     shape, dtype = algo.action_shape(spec)
     f32 = jnp.float32
     return Rollout(
@@ -56,9 +54,10 @@ def rollout_init(algo: ModuleType, spec: EnvSpec, n_steps: int, n_envs: int) -> 
     )
 
 
-def _build_state(
-    algo: ModuleType, key: jax.Array, spec: EnvSpec, config: Any, n_envs: int
+def build_state(
+    algo: OnPolicyAlgorithm, key: jax.Array, spec: EnvSpec, config: OnPolicyConfig, n_envs: int
 ) -> OnPolicyState:
+    """A fresh run state (traced)."""
     k_algo, k_loop = jax.random.split(key)
     algo_state = algo.init(k_algo, spec, config, n_envs)
     rollout = rollout_init(algo, spec, config.n_steps, n_envs)
@@ -76,26 +75,7 @@ def _build_state(
     )
 
 
-def init_state(
-    algo: ModuleType, key: jax.Array, spec: EnvSpec, config: Any, n_envs: int
-) -> OnPolicyState:
-    """A fresh run state, built by one compiled program."""
-    algo.check(config, n_envs)
-    build = Program(
-        lambda k: _build_state(algo, k, spec, config, n_envs),
-        ONCE_OPTIONS,
-        identity=f"init|{__name__}|{module_tag(algo)}|{config!r}|{spec!r}|{n_envs}",
-    )
-    return build(key)  # runs once: no LLVM optimisation to wait for
-
-
-def state_shapes(algo: ModuleType, spec: EnvSpec, config: Any, n_envs: int) -> OnPolicyState:
-    return jax.eval_shape(
-        lambda k: _build_state(algo, k, spec, config, n_envs), jax.random.PRNGKey(0)
-    )
-
-
-def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
+def make_programs(algo: OnPolicyAlgorithm, config: OnPolicyConfig, n_envs: int) -> Programs:
     """start, collect (store the step, sample the next action) and train (store the last step,
     update on the full rollout, sample the next action), over the structured state."""
     n_steps = config.n_steps
@@ -122,7 +102,7 @@ def make_programs(algo: ModuleType, config: Any, n_envs: int) -> Programs:
 
     def train(ls: OnPolicyState, reward, next_obs, terminated, done, obs) -> OnPolicyState:
         ls = store(ls, reward, next_obs, terminated, done)
-        algo_state, metrics = algo.update(ls.algo, ls.rollout)
+        algo_state, metrics = algo.update(ls.algo, ls.rollout, ls.env_steps)
         ls = ls.replace(
             algo=algo_state,
             metric_sums=jax.tree.map(lambda s, m: s + m, ls.metric_sums, metrics),
@@ -138,14 +118,13 @@ class OnPolicyLoop(HostLoop):
 
     big = "rollout"  # rewritten row by row, kept out of the packing
     compile_options = TRAIN_OPTIONS  # small networks: compile time matters more than LLVM's -O2
+    make_programs = staticmethod(make_programs)
 
-    def __init__(
-        self, algo: ModuleType, config: Any, vec: gym.vector.VectorEnv, state: OnPolicyState
-    ):
-        self.config = config
-        n = vec.num_envs
-        identity = f"{type(self).__name__}|{module_tag(algo)}|{config!r}|{n}"
-        super().__init__(make_programs(algo, config, n), identity, vec, state)
+    def build_state(self, key: jax.Array) -> OnPolicyState:
+        return build_state(self.algo, key, self.spec, self.config, self.n_envs)
 
     def use_train(self, env_steps: int) -> bool:
         return (env_steps // self.n_envs + 1) % self.config.n_steps == 0
+
+
+HostKind.loops["onpolicy"] = OnPolicyLoop

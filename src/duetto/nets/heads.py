@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -10,7 +11,7 @@ import jax.numpy as jnp
 
 from duetto.nets.mlp import MLP
 
-_HALF_LOG_2PI = 0.5 * jnp.log(2.0 * jnp.pi)
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 def squashed_gaussian_log_prob(

@@ -1,10 +1,15 @@
 """Checkpoint files: one zip archive, written atomically, with a format version.
 
 Members: `meta.json` (format tag and version, algorithm, env, seed, config, host counters),
-`state.npz` (every array leaf of the run's state pytree, in tree order; no pickles) and
-`envs.pkl` (the Gymnasium sub-envs, pickled, so that a resumed run steps on exactly as the
-original would). Loading checks the tag, the version and each leaf's shape and dtype, and
-says clearly what is wrong with a missing, truncated or foreign file.
+`state.npz` (every array leaf of the run's state pytree, named by its path in the tree, e.g.
+`.algo.actor_params['params']['Dense_0']['kernel']`; no pickles) and `envs.pkl` (the Gymnasium
+sub-envs, pickled, so that a resumed run steps on exactly as the original would). Loading
+checks the tag, the version and each leaf's shape and dtype, and says clearly what is wrong
+with a missing, truncated or foreign file.
+
+Versions: 1 (duetto up to dbe3a5c) stored the leaves by position (`arr_0`, `arr_1`, ...) in
+the tree order of the state at that time; `migrate_v1` names them by the paths of that order.
+2 names every leaf by its path, so a state that gains a field still reads older checkpoints.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy as np
 from duetto.errors import DuettoError
 
 FORMAT = "duetto-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SUFFIX = ".ckpt"
 
 
@@ -66,9 +71,12 @@ def save_checkpoint(path: Path, meta: dict, state: Any, envs: list) -> None:
             "and a checkpoint holds the env state so that resume is exact. Make the env "
             "picklable (drop open handles and lambdas from it)."
         ) from None
-    leaves = [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
+    named = {
+        jax.tree_util.keystr(path): np.asarray(leaf)
+        for path, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(state))[0]
+    }
     arrays = io.BytesIO()
-    np.savez(arrays, *leaves)
+    np.savez(arrays, **named)
     full_meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
 
     def write(f: Any) -> None:
@@ -113,28 +121,55 @@ def read_meta(path: Path) -> dict:
     return meta
 
 
-def read_checkpoint(path: Path) -> tuple[dict, list[np.ndarray], list]:
-    """(meta, array leaves in tree order, sub-envs) of a checkpoint file."""
+def read_checkpoint(path: Path) -> tuple[dict, dict[str, np.ndarray] | list[np.ndarray], list]:
+    """(meta, arrays, sub-envs) of a checkpoint file: arrays by tree path (version 2), or in
+    tree order (version 1: see `restore_state`)."""
     meta = read_meta(path)
     with zipfile.ZipFile(path) as z:
         with np.load(io.BytesIO(z.read("state.npz")), allow_pickle=False) as npz:
-            leaves = [npz[f"arr_{i}"] for i in range(len(npz.files))]
+            if meta.get("format_version", 1) >= 2:
+                arrays: dict[str, np.ndarray] | list[np.ndarray] = {k: npz[k] for k in npz.files}
+            else:
+                arrays = [npz[f"arr_{i}"] for i in range(len(npz.files))]
         envs = pickle.loads(z.read("envs.pkl"))
-    return meta, leaves, envs
+    return meta, arrays, envs
 
 
-def restore_state(path: Path, leaves: list[np.ndarray], template: Any) -> Any:
-    """Put checkpoint leaves into `template`'s tree structure, checking shapes and dtypes."""
-    expected, treedef = jax.tree.flatten(template)
-    if len(leaves) != len(expected):
+def migrate_v1(path: Path, leaves: list[np.ndarray], template: Any) -> dict[str, np.ndarray]:
+    """Version 1's leaves named by the tree paths of their order. Every state has kept the
+    structure it had then, so that order is the template's; a field added later would be
+    left out of these paths here (and take its fresh value on loading)."""
+    paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(template)[0]]
+    if len(leaves) != len(paths):
         raise DuettoError(
-            f"checkpoint '{path}' holds {len(leaves)} arrays where its config needs "
-            f"{len(expected)}; it was written by an incompatible version."
+            f"checkpoint '{path}' (format 1) holds {len(leaves)} arrays where its config needs "
+            f"{len(paths)}; it was written by an incompatible version."
         )
-    for i, (got, want) in enumerate(zip(leaves, expected, strict=True)):
+    return dict(zip(paths, leaves, strict=True))
+
+
+def restore_state(
+    path: Path, arrays: dict[str, np.ndarray] | list[np.ndarray], template: Any
+) -> Any:
+    """The checkpoint's arrays in `template`'s tree structure (shapes and dtypes), matched by
+    tree path and checked."""
+    if isinstance(arrays, list):
+        arrays = migrate_v1(path, arrays, template)
+    flat, treedef = jax.tree_util.tree_flatten_with_path(template)
+    missing = [jax.tree_util.keystr(p) for p, _ in flat if jax.tree_util.keystr(p) not in arrays]
+    if missing:
+        raise DuettoError(
+            f"checkpoint '{path}' lacks {len(missing)} of the {len(flat)} arrays its config "
+            f"needs (first: {missing[0]}); it was written for another state."
+        )
+    leaves = []
+    for p, want in flat:
+        name = jax.tree_util.keystr(p)
+        got = arrays[name]
         if got.shape != want.shape or got.dtype != want.dtype:
             raise DuettoError(
-                f"checkpoint '{path}': array {i} is {got.dtype}{list(got.shape)}, expected "
+                f"checkpoint '{path}': {name} is {got.dtype}{list(got.shape)}, expected "
                 f"{want.dtype}{list(want.shape)}; it does not match its own config."
             )
-    return jax.tree.unflatten(treedef, [jax.numpy.asarray(x) for x in leaves])
+        leaves.append(jax.numpy.asarray(got))
+    return jax.tree.unflatten(treedef, leaves)
