@@ -26,4 +26,5 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/sac_pendulum.py --seeds 0,1,2
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/mypy

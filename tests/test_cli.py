@@ -188,7 +188,7 @@ def test_workers_bad_input_stops_before_anything_is_written(tmp_path, extra, mes
 
 
 def test_core_shares_split_the_cores_between_workers():
-    from duetto.cli import core_shares
+    from duetto.runs.seeds import core_shares
 
     assert core_shares([0, 1, 2, 3], 2) == [[0, 1], [2, 3]]
     assert core_shares([0, 1, 2], 2) == [[0, 1], [2]]

@@ -103,6 +103,7 @@ def test_examples_run(tmp_path):
         "callbacks_and_resume.py": [],
         "ppo_seeds.py": [],
         "compare_algorithms.py": ["2000"],  # 2,000 steps per seed instead of 4,000
+        "mdpo.py": ["1000", "4096"],  # short: that both variants run (learning: test_mdpo)
     }
     for name, args in examples.items():
         r = subprocess.run(
@@ -120,6 +121,9 @@ def test_examples_run(tmp_path):
             assert (tmp_path / "pendulum_curves.png").exists()
             assert (tmp_path / "pendulum_report" / "profiles.png").exists()
             assert "FutureWarning" not in r.stderr, r.stderr[-2000:]
+        if name == "mdpo.py":
+            assert "off-policy MDPO, Pendulum, return per seed" in r.stdout
+            assert (tmp_path / "mdpo-on-run" / "curve.png").exists()
 
 
 def test_training_clock_stops_when_learn_returns(tiny, tmp_path):

@@ -159,7 +159,7 @@ def test_explore_samples_the_policy_from_noise_drawn_ahead():
     # Discrete: Gumbel-max, the same draw as jax.random.categorical with the noise's key.
     state = ppo.init(key, EnvSpec(obs_dim=3, action_dim=3, discrete=True), cfg, n_envs=1)
     obs = jax.random.normal(jax.random.PRNGKey(1), (4, 3))
-    logits = ppo._distribution(state, state.params, obs)
+    logits = ppo.distribution(state, state.params, obs)
     k = jax.random.PRNGKey(2)
     action, log_prob = ppo.explore(state, obs, ppo.exploration_noise(state, k, (4,)))
     np.testing.assert_array_equal(action, jax.random.categorical(k, logits, axis=-1))
@@ -173,7 +173,7 @@ def test_explore_samples_the_policy_from_noise_drawn_ahead():
     np.testing.assert_allclose(counts / 40_000, jax.nn.softmax(logits[0]), atol=0.01)
     # Box: mean + σ·noise.
     state = ppo.init(key, EnvSpec(obs_dim=3, action_dim=2), cfg, n_envs=1)
-    mean, log_std = ppo._distribution(state, state.params, obs)
+    mean, log_std = ppo.distribution(state, state.params, obs)
     noise = ppo.exploration_noise(state, k, (4,))
     assert noise.shape == (4, 2)
     action, _ = ppo.explore(state, obs, noise)

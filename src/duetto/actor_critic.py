@@ -7,9 +7,10 @@ and a value network: separate tanh MLPs with orthogonal initialisation (√2 on 
 0.01 on the policy output, 1 on the value output).
 
 Observation and reward normalisation (SB3's VecNormalize, CleanRL's wrappers) keep running
-statistics in the state, so they are checkpointed: observations are normalised with the
-statistics of the rollouts before the current one (refreshed after each update, so collection
-and update see the same normalisation); rewards are divided by the running standard deviation
+statistics in the state, so they are checkpointed. Observations are normalised from the first
+step, as SB3 and CleanRL do: at each collected step the statistics take in the step's
+observations and then normalise them (`observe`), and the rollout stores the normalised ones,
+so the update sees what the policy saw. Rewards are divided by the running standard deviation
 of the discounted return, refreshed with the rollout before the update.
 
 The config fields these read are declared once, in `ActorCriticConfig`.
@@ -72,8 +73,7 @@ class ActorCriticConfig(OnPolicyConfig):
     adam_eps: float = hp(1e-5, "Adam ε [SB3, CleanRL]", low=0, low_open=True)
 
 
-@flax.struct.dataclass
-class ActorCriticState:
+class ActorCriticState(flax.struct.PyTreeNode):
     params: Any  # {"actor": ..., "critic": ...}
     opt_state: Any
     obs_stats: RunningStats
@@ -130,11 +130,18 @@ def action_shape(spec: EnvSpec) -> tuple[tuple[int, ...], Any]:
     return ((), jnp.int32) if spec.discrete else ((spec.action_dim,), jnp.float32)
 
 
-def observe(state: ActorCriticState, obs: jnp.ndarray) -> jnp.ndarray:
-    """The observation as the networks see it (normalised when `normalize_obs`)."""
-    if state.config.normalize_obs:
-        return normalize(state.obs_stats, obs, state.config.obs_clip)
-    return obs
+def observe(
+    state: ActorCriticState, obs: jnp.ndarray, update: bool
+) -> tuple[ActorCriticState, jnp.ndarray]:
+    """The observation as the networks see it: with `normalize_obs`, normalised by the running
+    statistics, which first take in `obs` when `update` (a collected step: SB3's VecNormalize
+    and CleanRL's NormalizeObservation update before normalising, from the first step)."""
+    if not state.config.normalize_obs:
+        return state, obs
+    if update:
+        stats = stats_update(state.obs_stats, obs.reshape(-1, obs.shape[-1]))
+        state = state.replace(obs_stats=stats)
+    return state, normalize(state.obs_stats, obs, state.config.obs_clip)
 
 
 def distribution(state: ActorCriticState, params: Any, obs: jnp.ndarray) -> Any:
@@ -158,11 +165,12 @@ def act(
 ) -> jnp.ndarray:
     """obs [B, obs_dim] -> action [B] (Discrete) or [B, A] (Box, unclipped); the mode when
     deterministic."""
+    seen = observe(state, obs, False)[1]
     if deterministic:
-        dist = distribution(state, state.params, observe(state, obs))
+        dist = distribution(state, state.params, seen)
         return jnp.argmax(dist, axis=-1) if state.spec.discrete else dist[0]
     assert key is not None
-    return explore(state, obs, exploration_noise(state, key, obs.shape[:-1]))[0]
+    return explore(state, seen, exploration_noise(state, key, obs.shape[:-1]))[0]
 
 
 def exploration_noise(
@@ -180,11 +188,11 @@ def exploration_noise(
 def explore(
     state: ActorCriticState, obs: jnp.ndarray, noise: jnp.ndarray
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """A sampled action and its log-probability under the current policy: obs [B, obs_dim],
-    noise from `exploration_noise` for [B]. Discrete: argmax(logits + Gumbel), a sample of the
-    categorical (the same bits as `jax.random.categorical` with the noise's key); Box:
-    mean + σ·noise."""
-    dist = distribution(state, state.params, observe(state, obs))
+    """A sampled action and its log-probability under the current policy: obs [B, obs_dim] as
+    `observe` returned it, noise from `exploration_noise` for [B]. Discrete: argmax(logits +
+    Gumbel), a sample of the categorical (the same bits as `jax.random.categorical` with the
+    noise's key); Box: mean + σ·noise."""
+    dist = distribution(state, state.params, obs)
     if state.spec.discrete:
         action = jnp.argmax(dist + noise, axis=-1)
     else:
@@ -196,7 +204,7 @@ def explore(
 def value(state: ActorCriticState, obs: jnp.ndarray) -> jnp.ndarray:
     """V(s): obs [..., obs_dim] -> [...]."""
     _, critic = networks(state.config, state.spec)
-    return critic.apply(state.params["critic"], observe(state, obs))[..., 0]
+    return critic.apply(state.params["critic"], observe(state, obs, False)[1])[..., 0]
 
 
 def value_loss(
@@ -211,7 +219,7 @@ def value_loss(
 
 
 class Prepared(NamedTuple):
-    """A rollout made ready for the updates: the normalised observations [T, N, obs_dim],
+    """A rollout made ready for the updates: its observations [T, N, obs_dim] (as observed),
     advantages, returns and values of the collecting critic [T, N], and the reward-scaling
     statistics after it."""
 
@@ -236,9 +244,9 @@ def prepare(state: ActorCriticState, rollout: Rollout) -> Prepared:
         )
         return_stats = stats_update(state.return_stats, returns_seen.reshape(-1))
         reward = scale(return_stats, reward, cfg.reward_clip)
-    obs = observe(state, rollout.obs)
+    obs = rollout.obs  # stored as the networks saw them (`observe`)
     v_old = critic.apply(state.params["critic"], obs)[..., 0]
-    v_next = critic.apply(state.params["critic"], observe(state, rollout.next_obs))[..., 0]
+    v_next = critic.apply(state.params["critic"], rollout.next_obs)[..., 0]
     advantage, returns = gae(
         reward, v_old, v_next, rollout.terminated, rollout.done, h["gamma"], h["gae_lambda"]
     )
@@ -253,15 +261,11 @@ def finish(
     opt_state: Any,
     key: jax.Array,
 ) -> ActorCriticState:
-    """The state after an update: new parameters, the rollout's observations added to the
-    normalisation statistics, the reward statistics of `prepare`, one more update counted."""
-    obs_stats = state.obs_stats
-    if state.config.normalize_obs:
-        obs_stats = stats_update(obs_stats, rollout.obs.reshape(-1, rollout.obs.shape[-1]))
+    """The state after an update: new parameters, the reward statistics of `prepare`, one more
+    update counted."""
     return state.replace(
         params=params,
         opt_state=opt_state,
-        obs_stats=obs_stats,
         return_stats=prepared.return_stats,
         return_acc=prepared.return_acc,
         key=key,

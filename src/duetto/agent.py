@@ -42,6 +42,7 @@ from duetto.runs.rundir import (
     create_run_dir,
     default_run_dir,
     latest_checkpoint,
+    seed_tag,
     write_json,
 )
 
@@ -453,15 +454,6 @@ class _ExistingRun:
 
     def __init__(self, path: Path):
         self.path = path
-
-
-def seed_tag(seeds: list[int]) -> str:
-    """'3' for one seed, '0-7' for a contiguous range, else the list joined by '_'."""
-    if len(seeds) == 1:
-        return str(seeds[0])
-    if seeds == list(range(seeds[0], seeds[0] + len(seeds))):
-        return f"{seeds[0]}-{seeds[-1]}"
-    return "_".join(map(str, seeds))
 
 
 def load(path: str | Path, env: EnvLike | None = None) -> Agent:

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from duetto.agent import seed_tag
 from duetto.envs.jaxenv import is_jax_env, jax_env_names
 from duetto.errors import DuettoError, did_you_mean
-from duetto.runs.rundir import read_json
+from duetto.runs.rundir import read_json, seed_tag
 
 
 class _Parser(argparse.ArgumentParser):
@@ -116,7 +114,9 @@ def _train_parser(algo_name: str | None) -> tuple[_Parser, list[str]]:
                 _flag(field.name),
                 dest=f"hp_{field.name}",
                 default=None,
-                metavar=type(default).__name__.upper(),
+                # a list: --hidden 64 64 or --hidden 64,64 (build_config reads either)
+                nargs="+" if isinstance(default, tuple) else None,
+                metavar="INT" if isinstance(default, tuple) else type(default).__name__.upper(),
                 help=f"{field.metadata['doc']}{'; ' + extra if extra else ''} (default: {shown})"
                 + ("; sweepable" if field.metadata.get("sweep") else ""),
             )
@@ -235,14 +235,16 @@ def cmd_train(argv: list[str]) -> int:
                 "--env Pendulum-v1'."
             )
         hps = {
-            n: getattr(args, f"hp_{n}") for n in hp_names if getattr(args, f"hp_{n}") is not None
+            n: ",".join(v) if isinstance(v, list) else v
+            for n in hp_names
+            if (v := getattr(args, f"hp_{n}")) is not None
         }
         if args.seeds is not None and args.seed is not None:
             raise DuettoError(
                 f"seeds given twice (--seed {args.seed} and --seeds); give one of them."
             )
         cls = duetto.AGENTS[get_algorithm(algo_name).NAME]
-        sweep = _parse_sweep(args.sweep) if args.sweep else None
+        sweep: Any = _parse_sweep(args.sweep) if args.sweep else None  # checked by the config
         if sweep is not None and not is_jax_env(args.env):
             raise DuettoError(
                 "--sweep trains several values in one compiled program, which needs a "
@@ -257,7 +259,9 @@ def cmd_train(argv: list[str]) -> int:
                     "processes; a gymnax env trains all its seeds in one program already."
                 )
         if args.seeds is not None and not is_jax_env(args.env):
-            return _train_host_seeds(cls, args, hps, progress)
+            from duetto.runs.seeds import train_host_seeds
+
+            return train_host_seeds(cls, args, hps, lambda a: _learn(a, args, progress), _report)
         agent = cls(
             args.env,
             seed=args.seed if args.seeds is None else None,
@@ -312,172 +316,6 @@ def _report(agent: Any) -> None:
     if agent.run_dir is not None:
         print(f"run directory: {agent.run_dir}")
         print(f"learning curve: {agent.run_dir / 'curve.png'}")
-
-
-def _train_host_seeds(cls: Any, args: argparse.Namespace, hps: dict, progress: bool) -> int:
-    """One host-loop run per seed in <out>/seed-<s>, and the aggregate: one after another in
-    this process, or `--workers` at a time in child processes with their own cores."""
-    import time
-
-    from duetto.analysis.curves import plot_seed_band
-    from duetto.config import config_to_dict
-    from duetto.runs.rundir import check_new_run_dir, default_run_dir, write_json
-
-    algo = cls.algorithm
-    parent = (
-        Path(args.out) if args.out else default_run_dir(algo.NAME, args.env, seed_tag(args.seeds))
-    )
-    check_new_run_dir(parent)
-
-    def make(seed: int, run_dir: Path | bool) -> Any:
-        return cls(
-            args.env,
-            seed=seed,
-            preset=args.preset,
-            n_envs=args.n_envs,
-            run_dir=run_dir,
-            vectorization=args.vectorization,
-            **hps,
-        )
-
-    def write_config(agent: Any) -> None:
-        write_json(
-            parent / "config.json",
-            {
-                "algo": agent.algorithm.NAME,
-                "env": agent.env_id,
-                "loop": "host",
-                "seed": None,
-                "n_envs": agent.n_envs,
-                "vectorization": args.vectorization,
-                "preset": agent.preset,
-                "config": config_to_dict(agent.config),
-                "seeds": args.seeds,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            },
-        )
-
-    if args.workers > 1:
-        # Built once here so that bad input stops before any process starts or anything is
-        # written; the runs themselves are trained by the workers.
-        write_config(make(args.seeds[0], False))
-        seed_returns = _train_in_workers(algo.NAME, args, hps, parent)
-    else:
-        seed_returns = []
-        for seed in args.seeds:
-            agent = make(seed, parent / f"seed-{seed}")
-            if not seed_returns:
-                write_config(agent)
-            _learn(agent, args, progress)
-            _report(agent)
-            seed_returns.append(agent.last_eval["return_mean"])
-    summary = {
-        "seeds": args.seeds,
-        "return_mean": sum(seed_returns) / len(seed_returns),
-        "seed_returns": seed_returns,
-    }
-    write_json(parent / "eval.json", summary)
-    plot_seed_band([parent], parent / "curve.png")
-    print(
-        f"{len(seed_returns)} seeds: mean evaluation return {summary['return_mean']:.1f} "
-        f"(per seed: {', '.join(f'{r:.1f}' for r in seed_returns)})"
-    )
-    print(f"run directory: {parent}")
-    print(f"learning curve: {parent / 'curve.png'}")
-    return 0
-
-
-def core_shares(cores: list[int], workers: int) -> list[list[int]]:
-    """`cores` cut into `workers` contiguous shares as equal as they can be (each non-empty when
-    there are at least as many cores as workers; otherwise workers share cores round-robin)."""
-    if len(cores) < workers:
-        return [[cores[i % len(cores)]] for i in range(workers)]
-    size, extra = divmod(len(cores), workers)
-    shares, start = [], 0
-    for i in range(workers):
-        end = start + size + (1 if i < extra else 0)
-        shares.append(cores[start:end])
-        start = end
-    return shares
-
-
-def _train_in_workers(
-    algo_name: str, args: argparse.Namespace, hps: dict, parent: Path
-) -> list[float]:
-    """Each seed as `duetto train ... --seed S --out <parent>/seed-S` in a child process, at
-    most `args.workers` at a time, each pinned to its own share of the cores by
-    `duetto/__init__.py` before JAX starts (XLA then sizes its thread pool to that share). Its
-    output goes to <parent>/seed-S.log. Returns each seed's final return, in --seeds order."""
-    import signal
-    import subprocess
-    import time
-
-    options = {
-        "--env": args.env,
-        "--steps": args.steps,
-        "--preset": args.preset,
-        "--n-envs": args.n_envs,
-        "--vectorization": args.vectorization,
-        "--eval-every": args.eval_every,
-        "--eval-episodes": args.eval_episodes,
-        "--checkpoint-every": args.checkpoint_every,
-        "--stop-at-return": args.stop_at_return,
-        **{_flag(name): value for name, value in hps.items()},
-    }
-    # one word per option: a value such as -1e-05 would otherwise read as an option
-    common = [f"{k}={v}" for k, v in options.items() if v is not None]
-    has_affinity = hasattr(os, "sched_getaffinity")
-    cores = sorted(os.sched_getaffinity(0)) if has_affinity else []
-    workers = min(args.workers, len(args.seeds))
-    shares = core_shares(cores, workers) if cores else [[] for _ in range(workers)]
-    parent.mkdir(parents=True, exist_ok=True)
-    waiting = list(args.seeds)
-    running: dict[int, tuple[subprocess.Popen, int, Any]] = {}  # share index -> process
-    print(f"training {len(waiting)} seeds, {workers} at a time; logs in {parent}/seed-N.log")
-    # SIGTERM (a scheduler, `timeout`, `kill`) stops the children too, through `finally`
-    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    try:
-        while waiting or running:
-            for share in range(workers):
-                if share in running or not waiting:
-                    continue
-                seed = waiting.pop(0)
-                cmd = [sys.executable, "-m", "duetto", "train", algo_name, *common]
-                cmd += ["--seed", str(seed), "--out", str(parent / f"seed-{seed}")]
-                cmd += ["--no-progress"]
-                log = open(parent / f"seed-{seed}.log", "w")  # noqa: SIM115 closed when it ends
-                pin = shares[share]
-                env = {**os.environ, "DUETTO_PIN_CORES": ",".join(map(str, pin))}
-                try:
-                    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-                except OSError:
-                    log.close()
-                    raise
-                where = f" on cores {','.join(map(str, pin))}" if pin else ""
-                print(f"seed {seed}: started{where}", flush=True)
-                running[share] = (process, seed, log)
-            time.sleep(0.2)
-            for share, (process, seed, log) in list(running.items()):
-                if process.poll() is None:
-                    continue
-                log.close()
-                del running[share]
-                if process.returncode != 0:
-                    lines = (parent / f"seed-{seed}.log").read_text().strip().splitlines()
-                    last = lines[-1] if lines else "no output"
-                    raise DuettoError(
-                        f"seed {seed} failed (exit {process.returncode}): {last} "
-                        f"(whole log: {parent / f'seed-{seed}.log'})"
-                    )
-                result = read_json(parent / f"seed-{seed}" / "eval.json")
-                print(f"seed {seed}: evaluation return {result['return_mean']:.1f}", flush=True)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        for process, _, log in running.values():
-            process.terminate()
-            process.wait()
-            log.close()
-    return [read_json(parent / f"seed-{s}" / "eval.json")["return_mean"] for s in args.seeds]
 
 
 def cmd_eval(argv: list[str]) -> int:

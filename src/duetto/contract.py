@@ -8,9 +8,12 @@ An algorithm is a module of pure functions over one state pytree (DESIGN.md):
 
 and constants: NAME, LOOP ("offpolicy" or "onpolicy"), ACTION_SPACES, METRICS, CONFIG (a
 frozen dataclass derived from `OffPolicyConfig` or `OnPolicyConfig`), PRESETS and
-PRESET_STEPS. An on-policy module also gives `action_shape`, `exploration_noise` and `explore`
-(the loops draw a rollout's randomness ahead) and may give PRESET_ENVS. `update` receives the
-loop clock: the env steps taken (summed over sub-envs) including the data in `batch`.
+PRESET_STEPS. An on-policy module also gives `observe` (the observation as the networks see
+it, updating normalisation statistics at each collected step; the rollout stores what it
+returns), `action_shape`, `exploration_noise` and `explore` (the loops draw a rollout's
+randomness ahead; explore takes what observe returned) and may give PRESET_ENVS. `update`
+receives the loop clock: the env steps taken (summed over sub-envs) including the data in
+`batch`.
 
 The state must carry `hparams` (the sweepable hyperparameters as traced float32 scalars, from
 `config.hparams_of`) and `updates` (an int32 counter the algorithm advances once per update
@@ -78,6 +81,8 @@ class OnPolicyAlgorithm(Algorithm, Protocol):
     def action_shape(self, spec: EnvSpec) -> tuple[tuple[int, ...], Any]: ...
 
     def exploration_noise(self, state: Any, key: jax.Array, batch: tuple[int, ...]) -> Any: ...
+
+    def observe(self, state: Any, obs: jax.Array, update: bool) -> tuple[Any, jax.Array]: ...
 
     def explore(self, state: Any, obs: jax.Array, noise: Any) -> tuple[Any, jax.Array]: ...
 
@@ -175,7 +180,7 @@ CONFIG_BASES: dict[str, type[Config]] = {"offpolicy": OffPolicyConfig, "onpolicy
 # ---- the check run at registration ------------------------------------------------------------
 
 _FUNCTIONS = {"init": 4, "act": 4, "update": 3}
-_ON_POLICY_FUNCTIONS = {"action_shape": 1, "exploration_noise": 3, "explore": 3}
+_ON_POLICY_FUNCTIONS = {"action_shape": 1, "exploration_noise": 3, "explore": 3, "observe": 3}
 _CONSTANTS: dict[str, type | tuple[type, ...]] = {
     "NAME": str,
     "LOOP": str,

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import optax
 
 from duetto.losses import temperature_loss
-from duetto.nets import squashed_gaussian_log_prob
+from duetto.nets import sample_squashed
 
 
 class Sample(NamedTuple):
@@ -52,11 +52,11 @@ def squashed_samples(
     tanh-Gaussian's log-density minus Σ_k log(scale_k) when the bounds are not ±1 (as the
     official DSAC-T code and CleanRL count it)."""
     mean, log_std = actor.apply(params, obs)
-    u = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
-    log_prob = squashed_gaussian_log_prob(u, mean, log_std)
+    action, log_prob = sample_squashed(key, mean, log_std)
+    u = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)  # its pre-tanh value
     if log_scale:
         log_prob = log_prob - log_scale
-    return Sample(jnp.tanh(u), log_prob, mean, log_std, u)
+    return Sample(action, log_prob, mean, log_std, u)
 
 
 def reparameterised_step(

@@ -67,10 +67,11 @@ def _cpu_devices(count: int | None) -> None:
         count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     elif not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise DuettoError(f"cpu_devices must be a positive integer or None, got {count!r}.")
-    if jax.config.jax_num_cpu_devices == count:
+    devices = jax.config.jax_num_cpu_devices  # type: ignore[attr-defined]
+    if devices == count:
         return
     if (
-        jax.config.jax_num_cpu_devices != -1
+        devices != -1
         or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
         or xla_bridge.backends_are_initialized()
     ):
@@ -96,7 +97,7 @@ def _compilation_cache(cache: bool | str | Path) -> None:
         base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         path = Path(base) / "duetto" / "jax"
     else:
-        path = Path(cache)
+        path = Path(cache)  # type: ignore[arg-type]  # a str or Path here
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError:

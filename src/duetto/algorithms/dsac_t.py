@@ -166,8 +166,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 PRESET_STEPS = {"paper": 240_000, "fast": 10_000, "mujoco": 1_000_000}
 
 
-@flax.struct.dataclass
-class DSACTState:
+class DSACTState(flax.struct.PyTreeNode):
     actor_params: Any
     critic_params: Any
     target_actor_params: Any
@@ -252,7 +251,7 @@ def distributional_targets(
     noise: jnp.ndarray,
     next_log_prob: jnp.ndarray,
     alpha: jnp.ndarray,
-    gamma: float,
+    gamma: float | jnp.ndarray,
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """(y_q, y_z) [B]: next_q, next_std, noise [N, B] (noise already clipped to ±3).
 
@@ -264,7 +263,9 @@ def distributional_targets(
     return y_q, y_z
 
 
-def omega_ema(omega: jnp.ndarray, std: jnp.ndarray, rate: float, first: jnp.ndarray) -> jnp.ndarray:
+def omega_ema(
+    omega: jnp.ndarray, std: jnp.ndarray, rate: float | jnp.ndarray, first: jnp.ndarray
+) -> jnp.ndarray:
     """ω_i ← (1 − τ_b)·ω_i + τ_b·mean_B σ_i, or mean_B σ_i on the first batch: std [N, B]."""
     batch_mean = jnp.mean(std, axis=1)
     return jnp.where(first, batch_mean, (1.0 - rate) * omega + rate * batch_mean)

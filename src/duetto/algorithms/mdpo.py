@@ -39,6 +39,7 @@ from duetto.actor_critic import (
     init_state,
     log_prob_entropy,
     networks,
+    observe,
     prepare,
     value_loss,
 )
@@ -48,7 +49,13 @@ from duetto.data.rollout import Rollout
 from duetto.envs.spec import EnvSpec
 from duetto.losses import gaussian_kl
 
-__all__ = ["action_shape", "act", "exploration_noise", "explore"]  # the interface, shared
+__all__ = [
+    "action_shape",
+    "act",
+    "exploration_noise",
+    "explore",
+    "observe",
+]  # the interface, shared
 
 NAME = "mdpo"
 ACTION_SPACES = ("box", "discrete")

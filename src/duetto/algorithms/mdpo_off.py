@@ -98,8 +98,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 PRESET_STEPS = {"zoo": 20_000, "mujoco": 1_000_000}
 
 
-@flax.struct.dataclass
-class MDPOOffState:
+class MDPOOffState(flax.struct.PyTreeNode):
     actor_params: Any
     old_actor_params: Any  # π_θk
     q_params: Any

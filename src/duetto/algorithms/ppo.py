@@ -37,6 +37,7 @@ from duetto.actor_critic import (
     init_state,
     log_prob_entropy,
     networks,
+    observe,
     prepare,
     value_loss,
 )
@@ -45,7 +46,13 @@ from duetto.contract import override
 from duetto.data.rollout import Rollout
 from duetto.envs.spec import EnvSpec
 
-__all__ = ["action_shape", "act", "exploration_noise", "explore"]  # the interface, shared
+__all__ = [
+    "action_shape",
+    "act",
+    "exploration_noise",
+    "explore",
+    "observe",
+]  # the interface, shared
 
 NAME = "ppo"
 ACTION_SPACES = ("box", "discrete")
@@ -164,7 +171,10 @@ def init(key: jax.Array, spec: EnvSpec, config: PPOConfig, n_envs: int = 1) -> P
 
 
 def policy_loss(
-    log_prob: jnp.ndarray, old_log_prob: jnp.ndarray, advantage: jnp.ndarray, clip: float
+    log_prob: jnp.ndarray,
+    old_log_prob: jnp.ndarray,
+    advantage: jnp.ndarray,
+    clip: float | jnp.ndarray,
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """−E[min(ρ·Â, clip(ρ, 1 − ε, 1 + ε)·Â)] and the fraction of clipped ratios: [B] -> []."""
     ratio = jnp.exp(log_prob - old_log_prob)

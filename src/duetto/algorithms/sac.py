@@ -102,8 +102,7 @@ PRESETS["mujoco"] = {"learning_starts": 10_000}  # RL-Zoo sac.yml, MuJoCo tasks:
 PRESET_STEPS = {"zoo": 20_000, "fast": 10_000, "mujoco": 1_000_000}
 
 
-@flax.struct.dataclass
-class SACState:
+class SACState(flax.struct.PyTreeNode):
     actor_params: Any
     critic_params: Any
     target_params: Any

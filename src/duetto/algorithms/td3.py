@@ -106,8 +106,7 @@ PRESETS["mujoco"] = {
 PRESET_STEPS = {"zoo": 20_000, "fast": 10_000, "mujoco": 1_000_000}
 
 
-@flax.struct.dataclass
-class TD3State:
+class TD3State(flax.struct.PyTreeNode):
     actor_params: Any
     critic_params: Any
     target_actor_params: Any

@@ -10,14 +10,14 @@ from pathlib import Path
 from duetto.errors import DuettoError
 
 
-def _run_dirs(runs: Iterable[str | Path]) -> list[Path]:
-    runs = [Path(r) for r in ([runs] if isinstance(runs, str | Path) else runs)]
-    if not runs:
+def _run_dirs(runs: Iterable[str | Path] | str | Path) -> list[Path]:
+    paths = [Path(r) for r in ([runs] if isinstance(runs, str | Path) else runs)]
+    if not paths:
         raise DuettoError("no run directories given; pass one or more (e.g. model.run_dir).")
-    for run in runs:
+    for run in paths:
         if not (run / "config.json").exists():
             raise DuettoError(f"'{run}' is not a duetto run directory (no config.json).")
-    return runs
+    return paths
 
 
 def plot(

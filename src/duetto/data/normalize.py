@@ -15,7 +15,7 @@ import jax.numpy as jnp
 class RunningStats(NamedTuple):
     mean: jnp.ndarray  # [*shape]
     var: jnp.ndarray  # [*shape]
-    count: jnp.ndarray  # float32 [], starts at a tiny ε as in SB3 (so the first batch dominates)
+    count: jnp.ndarray  # type: ignore[assignment]  # float32 [], starts at a tiny ε as in SB3 (so the first batch dominates)
 
 
 def stats_init(shape: tuple[int, ...], epsilon: float = 1e-4) -> RunningStats:

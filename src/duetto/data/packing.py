@@ -23,7 +23,8 @@ class Packing:
     """The layout of one pytree structure (shapes and dtypes from `template`)."""
 
     def __init__(self, template: Any, small: int = SMALL):
-        leaves, self.treedef = jax.tree.flatten(template)
+        leaves, treedef = jax.tree.flatten(template)
+        self.treedef: Any = treedef  # jax's PyTreeDef (its stubs lack flatten_up_to)
         self.shapes = [tuple(x.shape) for x in leaves]
         dtypes = [jnp.dtype(x.dtype) for x in leaves]
         self.whole = [i for i, s in enumerate(self.shapes) if math.prod(s) >= small]
@@ -49,7 +50,7 @@ class Packing:
         buffers, donated), put back on the device: no program to compile."""
         return jax.device_put(self.unpack(tuple(np.array(b) for b in packed)))
 
-    def unpack(self, packed: tuple[jnp.ndarray, ...]) -> Any:
+    def unpack(self, packed: tuple[jnp.ndarray | np.ndarray, ...]) -> Any:
         leaves: list[Any] = [None] * len(self.shapes)
         for buffer, group in zip(packed, self.groups, strict=False):
             offset = 0

@@ -30,8 +30,8 @@ def gae(
     next_value: jnp.ndarray,
     terminated: jnp.ndarray,
     done: jnp.ndarray,
-    gamma: float,
-    lam: float,
+    gamma: float | jnp.ndarray,
+    lam: float | jnp.ndarray,
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """GAE(γ, λ) over [T, N] arrays -> (advantages, returns = advantages + value).
 
@@ -51,7 +51,7 @@ def gae(
 
 
 def discounted_returns(
-    acc: jnp.ndarray, reward: jnp.ndarray, done: jnp.ndarray, gamma: float
+    acc: jnp.ndarray, reward: jnp.ndarray, done: jnp.ndarray, gamma: float | jnp.ndarray
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Running discounted returns R_t = γ·R_{t−1} + r_t per sub-env, reset after each episode
     end (the quantity whose variance scales rewards in SB3's VecNormalize and Gymnasium's

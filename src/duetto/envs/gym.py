@@ -87,7 +87,7 @@ class EnvCopy:
         if physics is not None:
             import mujoco
 
-            u = self.env.unwrapped
+            u: Any = self.env.unwrapped
             mujoco.mj_copyData(u.data, u.model, physics["data"])
             u._np_random, u._np_random_seed = physics["np_random"], physics["seed"]
 
@@ -125,14 +125,18 @@ def make_vector_env(env: EnvLike, n_envs: int, vectorization: str = "sync") -> g
 
 def wrap_vector_env(envs: list[gym.Env], vectorization: str = "sync") -> gym.vector.VectorEnv:
     """A vector env over existing sub-envs (restored from a checkpoint), in SAME_STEP mode."""
-    return _vector([(lambda e=e: e) for e in envs], vectorization)
+    return _vector([_constant(e) for e in envs], vectorization)
+
+
+def _constant(env: gym.Env) -> Callable[[], gym.Env]:
+    return lambda: env
 
 
 def sub_envs(vec: gym.vector.VectorEnv) -> list[EnvCopy]:
     """The sub-envs as they are now, ready to pickle into a checkpoint."""
     if isinstance(vec, gym.vector.AsyncVectorEnv):
         return [pickle.loads(b) for b in vec.call("snapshot")]
-    return [EnvCopy(e) for e in vec.envs]
+    return [EnvCopy(e) for e in vec.envs]  # type: ignore[attr-defined]
 
 
 def restored_envs(saved: list[Any]) -> list[gym.Env]:
@@ -194,14 +198,16 @@ class ActionEdge:
         self.space = space
         self.discrete = isinstance(space, gym.spaces.Discrete)
         if not self.discrete:
+            assert isinstance(space, gym.spaces.Box)
             self.low, self.high = box_bounds(space)
 
     def __call__(self, action: np.ndarray, n: int) -> np.ndarray:
         action = np.asarray(action)
+        space: Any = self.space
         if self.discrete:
-            return (action.reshape(n) + self.space.start).astype(self.space.dtype)
+            return (action.reshape(n) + space.start).astype(space.dtype)
         scaled = to_env_action(action, self.low, self.high)
-        return scaled.reshape((n, *self.space.shape)).astype(self.space.dtype)
+        return scaled.reshape((n, *space.shape)).astype(space.dtype)
 
 
 def final_observations(obs: np.ndarray, done: np.ndarray, info: dict) -> np.ndarray:

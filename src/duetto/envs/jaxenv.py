@@ -122,6 +122,7 @@ class JaxEnv:
             return jnp.where(mask, fresh, old).astype(old.dtype)
 
         final = obs.reshape(n, -1).astype(jnp.float32)
+        assert noise.reset_obs is not None
         return (
             autoreset(noise.reset_obs, final),
             jax.tree.map(autoreset, noise.reset_state, stepped),
@@ -174,7 +175,7 @@ def _lazy_package(name: str) -> types.ModuleType:
         with _COMPLETING:
             if "__getattr__" in vars(module):
                 del module.__getattr__
-                spec.loader.exec_module(module)
+                spec.loader.exec_module(module)  # type: ignore[union-attr]
         return getattr(module, attr)
 
     module.__getattr__ = __getattr__  # type: ignore[method-assign]
@@ -218,7 +219,7 @@ def _gymnax_make(name: str) -> tuple[Any, Any, types.ModuleType]:
         env = getattr(classic, CLASSIC[name])()
         return env, env.default_params, spaces
     import gymnax
-    from gymnax.environments import spaces
+    from gymnax.environments import spaces  # type: ignore[no-redef]
 
     if name not in gymnax.registered_envs:
         raise DuettoError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -20,7 +21,7 @@ def evaluate_policy(
     vec: gym.vector.VectorEnv,
     seed: int,
     max_steps: int | None = None,
-) -> dict[str, float | list[float]]:
+) -> dict[str, Any]:
     """Run one episode in each of vec's sub-envs (sub-env i seeded seed + i) with `policy`
     (obs [n, obs_dim] -> policy actions, see ActionEdge), each to its end or for at most
     `max_steps` steps (None: UNLIMITED_EPISODE_CAP, with a warning when it cuts an episode);

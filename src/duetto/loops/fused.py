@@ -43,8 +43,7 @@ from duetto.runs.checkpoint import restore_state
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with training envs
 
 
-@flax.struct.dataclass
-class FusedState:
+class FusedState(flax.struct.PyTreeNode):
     """One seed's run (the loop vmaps it over seeds); all of it is checkpointed."""
 
     algo: Any
@@ -61,7 +60,7 @@ class FusedState:
 class FusedLoop:
     """The compiled programs of one fused run (an algorithm, a gymnax env, n_envs, n_seeds)."""
 
-    def __init__(self, algo: Algorithm, config: Any, env: JaxEnv, n_envs: int):
+    def __init__(self, algo: Any, config: Any, env: JaxEnv, n_envs: int):
         self.algo, self.config, self.env, self.n_envs = algo, config, env, n_envs
         self.on_policy = algo.LOOP == "onpolicy"
         self.steps_per_iteration = n_envs * (config.n_steps if self.on_policy else 1)
@@ -170,10 +169,13 @@ class FusedLoop:
 
         def step(fs: FusedState, noise: tuple) -> tuple[FusedState, tuple]:
             act_noise, env_noise = noise
-            obs = fs.obs
-            action, log_prob = algo.explore(fs.algo, obs, act_noise)
-            fs, (reward, terminated, done, final), finished = self._env_step(fs, action, env_noise)
-            row = Rollout(obs, action, log_prob, reward, final, terminated, done)
+            algo_state, seen = algo.observe(fs.algo, fs.obs, True)  # as the host loop does
+            action, log_prob = algo.explore(algo_state, seen, act_noise)
+            fs, (reward, terminated, done, final), finished = self._env_step(
+                fs.replace(algo=algo_state), action, env_noise
+            )
+            final_seen = algo.observe(algo_state, final, False)[1]
+            row = Rollout(seen, action, log_prob, reward, final_seen, terminated, done)
             return fs, (row, finished)
 
         fs, (rollout, finished) = jax.lax.scan(step, fs.replace(key=key), noise)
@@ -200,6 +202,7 @@ class FusedLoop:
         fs, (reward, terminated, _, final), finished = self._env_step(
             fs.replace(key=key), action, self.env.step_noise(k_env, (self.n_envs,))
         )
+        assert fs.replay is not None
         replay = replay_add(fs.replay, Transition(obs, action, reward, final, terminated))
         steps_after = steps_before + self.n_envs
         ready = steps_after >= max(config.learning_starts, 1)
@@ -333,7 +336,7 @@ class FusedRunner:
             raise DuettoError(f"n_envs must be at least 1, got {n_envs}.")
         self.n_envs = int(n_envs)
         names = list(self.sweep)
-        self.runs = [
+        self.runs: list[dict[str, Any]] = [
             {"seed": seed, "hparams": dict(zip(names, combo, strict=True))}
             for combo in itertools.product(*self.sweep.values())
             for seed in self.seeds

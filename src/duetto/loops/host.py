@@ -128,7 +128,9 @@ class HostLoop:
         vectorization: str,
         state: Any = None,
     ):
-        self.algo, self.config, self.seed = algo, config, seed
+        self.algo: Any = algo  # an off- or on-policy module, as the subclass runs it
+        self.config: Any = config
+        self.seed = seed
         self.vec, self.vectorization = vec, vectorization
         self.n_envs = vec.num_envs
         self.env_id = env_name(env)
@@ -154,7 +156,7 @@ class HostLoop:
 
     # ---- what a subclass gives ----------------------------------------------------------------
 
-    def make_programs(self, algo: Algorithm, config: Config, n_envs: int) -> Programs:
+    def make_programs(self, algo: Any, config: Any, n_envs: int) -> Programs:
         raise NotImplementedError
 
     def build_state(self, key: jax.Array) -> Any:

@@ -25,8 +25,7 @@ from duetto.envs.spec import EnvSpec
 from duetto.loops.host import HostKind, HostLoop, Programs
 
 
-@flax.struct.dataclass
-class OffPolicyState:
+class OffPolicyState(flax.struct.PyTreeNode):
     """Everything a run carries between env steps (all of it is checkpointed)."""
 
     algo: Any  # the algorithm's state

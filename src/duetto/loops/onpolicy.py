@@ -25,8 +25,7 @@ from duetto.loops.compiled import TRAIN_OPTIONS
 from duetto.loops.host import HostKind, HostLoop, Programs
 
 
-@flax.struct.dataclass
-class OnPolicyState:
+class OnPolicyState(flax.struct.PyTreeNode):
     """Everything a run carries between env steps (all of it is checkpointed)."""
 
     algo: Any
@@ -81,15 +80,21 @@ def make_programs(algo: OnPolicyAlgorithm, config: OnPolicyConfig, n_envs: int) 
     n_steps = config.n_steps
 
     def choose(ls: OnPolicyState, obs: jnp.ndarray) -> OnPolicyState:
+        """Observe (the algorithm's view: normalisation statistics updated, as SB3 does at
+        every step), then sample; the rollout keeps the observation as the networks saw it."""
         key, k_act = jax.random.split(ls.key)
-        noise = algo.exploration_noise(ls.algo, k_act, obs.shape[:-1])
-        action, log_prob = algo.explore(ls.algo, obs, noise)
-        return ls.replace(key=key, last_obs=obs, last_action=action, last_log_prob=log_prob)
+        algo_state, seen = algo.observe(ls.algo, obs, True)
+        noise = algo.exploration_noise(algo_state, k_act, obs.shape[:-1])
+        action, log_prob = algo.explore(algo_state, seen, noise)
+        return ls.replace(
+            algo=algo_state, key=key, last_obs=seen, last_action=action, last_log_prob=log_prob
+        )
 
     def store(ls: OnPolicyState, reward, next_obs, terminated, done) -> OnPolicyState:
         t = (ls.env_steps // n_envs) % n_steps
+        next_seen = algo.observe(ls.algo, next_obs, False)[1]
         row = Rollout(
-            ls.last_obs, ls.last_action, ls.last_log_prob, reward, next_obs, terminated, done
+            ls.last_obs, ls.last_action, ls.last_log_prob, reward, next_seen, terminated, done
         )
         rollout = jax.tree.map(lambda buf, x: buf.at[t].set(x.astype(buf.dtype)), ls.rollout, row)
         return ls.replace(rollout=rollout, env_steps=ls.env_steps + n_envs)

@@ -42,7 +42,7 @@ class MLP(nn.Module):
             )
         act = ACTIVATIONS[self.activation]
 
-        def dense(width: int, gain: float, fan_in: int) -> nn.Dense:
+        def dense(width: int, gain: float | jax.Array, fan_in: int) -> nn.Dense:
             if self.weight_init == "orthogonal":
                 init = nn.initializers.orthogonal(gain)
                 return nn.Dense(width, dtype=self.dtype, kernel_init=init)

@@ -76,7 +76,7 @@ def save_checkpoint(path: Path, meta: dict, state: Any, envs: list) -> None:
         for path, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(state))[0]
     }
     arrays = io.BytesIO()
-    np.savez(arrays, **named)
+    np.savez(arrays, **named)  # type: ignore[arg-type]
     full_meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
 
     def write(f: Any) -> None:

@@ -32,6 +32,15 @@ def default_run_dir(algo: str, env: str, seed: int | str, root: str = "runs") ->
     return path
 
 
+def seed_tag(seeds: list[int]) -> str:
+    """'3' for one seed, '0-7' for a contiguous range, else the list joined by '_'."""
+    if len(seeds) == 1:
+        return str(seeds[0])
+    if seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return "_".join(map(str, seeds))
+
+
 def check_new_run_dir(path: Path) -> None:
     """Refuse a path that holds anything: an existing run is never reused or overwritten."""
     path = Path(path)
