@@ -25,13 +25,15 @@ def worker(algo: str) -> float:
 
     import duetto
 
+    duetto.configure()  # the CLI's process set-up (done at import before issue 14)
+
     cls = {"sac": duetto.SAC, "td3": duetto.TD3, "dsac-t": duetto.DSACT}[algo]
     agent = cls("gymnax:Pendulum-v1", seeds=[0], preset="fast", learning_starts=100, run_dir=False)
     agent.learn(2_000)
-    jax.block_until_ready(agent.loop_state)
+    jax.block_until_ready(agent.loop.state)
     t0 = time.perf_counter()
     agent.learn(10_000)
-    jax.block_until_ready(agent.loop_state)
+    jax.block_until_ready(agent.loop.state)
     return time.perf_counter() - t0
 
 

@@ -43,16 +43,18 @@ def worker(
 
     import duetto
 
+    duetto.configure()  # the CLI's process set-up (done at import before issue 14)
+
     t0 = time.perf_counter()
     classes = {"ppo": duetto.PPO, "sac": duetto.SAC, "td3": duetto.TD3, "dsac-t": duetto.DSACT}
     agent = classes[algo](env, seeds=list(range(n_seeds)), preset=preset, run_dir=False)
     agent.learn(chunk, eval_every=chunk)
-    jax.block_until_ready(agent.loop_state)
+    jax.block_until_ready(agent.loop.state)
     first = time.perf_counter() - t0
     start_steps = agent.env_steps
     t0 = time.perf_counter()
     agent.learn(steps, eval_every=chunk)
-    jax.block_until_ready(agent.loop_state)
+    jax.block_until_ready(agent.loop.state)
     wall = time.perf_counter() - t0
     done = agent.env_steps - start_steps
     return {
@@ -64,7 +66,7 @@ def worker(
         "wall": wall,
         "compile_and_first_chunk": first,
         "env_steps_per_s": done * n_seeds / wall,
-        "devices": len(jax.tree.leaves(agent.loop_state)[0].sharding.device_set),
+        "devices": len(jax.tree.leaves(agent.loop.state)[0].sharding.device_set),
         "final_seed_returns": agent.last_eval["seed_returns"],
     }
 

@@ -118,7 +118,9 @@ def run_locked(
         cmd += ["--steps", str(steps), "--out", str(run), *common]
     t0 = time.perf_counter()
     print(" ".join(cmd[2:]), flush=True)
-    pin = {"DUETTO_PIN_CORES": cores} if cores else {}  # read by duetto/__init__.py
+    pin = (
+        {"DUETTO_PIN_CORES": cores} if cores else {}
+    )  # read by duetto.configure(), which the CLI calls
     subprocess.run(cmd, check=True, env={**os.environ, **pin})
     print(f"{run.name}: {time.perf_counter() - t0:.0f} s", flush=True)
 

@@ -104,6 +104,8 @@ def run_sb3_like(lib: str, seed: int) -> dict[str, Any]:
 def run_duetto_host(seed: int) -> dict[str, Any]:
     import duetto
 
+    duetto.configure()  # the CLI's process set-up (done at import before issue 14)
+
     agent = duetto.PPO("CartPole-v1", seed=seed, preset="cartpole", run_dir=False)
     evals: list[dict[str, Any]] = []
 
@@ -122,6 +124,8 @@ def run_duetto_host(seed: int) -> dict[str, Any]:
 def run_duetto_fused(seed: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     import duetto
+
+    duetto.configure()  # the CLI's process set-up (done at import before issue 14)
 
     import_s = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -80,6 +80,8 @@ def run_sb3_like(lib: str, seed: int, steps: int) -> dict[str, Any]:
 def run_duetto(seed: int, steps: int) -> dict[str, Any]:
     import duetto
 
+    duetto.configure()  # the CLI's process set-up (done at import before issue 14)
+
     agent = duetto.SAC(
         ENV_ID,
         seed=seed,

@@ -250,6 +250,8 @@ def run_duetto(seed: int, steps: int, eval_every: int, eval_episodes: int) -> di
 
     import duetto
 
+    duetto.configure()  # the CLI's process set-up (done at import before issue 14)
+
     import_s = time.perf_counter() - t0
     run_dir = Path(tempfile.mkdtemp(prefix="duetto_bench_")) / "run"  # must not exist yet
 

@@ -114,7 +114,7 @@ def worker(name: str, k: int, min_time: float, dtype: str) -> dict:
 
     def scan_updates(algo_state, key):
         def one(s, kk):
-            return sac.update(s, replay_sample(state.replay, kk, batch))
+            return sac.update(s, replay_sample(state.replay, kk, batch), 0)
 
         return jax.lax.scan(one, algo_state, jax.random.split(key, k))
 

@@ -80,6 +80,8 @@ def summarise(env_id: str) -> Path:
     the mean over seeds of each with its 95 % bootstrap band (`duetto plot --aggregate`)."""
     import duetto
 
+    duetto.configure()  # the CLI's process set-up (done at import before issue 14)
+
     runs = sorted(RUNS.glob(f"sbx-sac-{env_id}-s*")) + sorted(RUNS.glob(f"sac-{env_id}-s*"))
     runs = [r for r in runs if (r / "metrics.jsonl").exists()]
     evals = {r: {row["step"]: row["return_mean"] for row in _eval_rows(r)} for r in runs}

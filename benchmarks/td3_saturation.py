@@ -34,6 +34,8 @@ def train(lib: str, seed: int, steps: int) -> tuple[Any, np.ndarray]:
     if lib.startswith("duetto-"):
         import duetto
 
+        duetto.configure()  # the CLI's process set-up (done at import before issue 14)
+
         init = lib.removeprefix("duetto-")
         agent = duetto.TD3(ENV, seed=seed, preset="mujoco", weight_init=init, run_dir=False)
         agent.learn(steps, eval_every=10 * steps)

@@ -28,6 +28,7 @@ WORKER = """
 import json, sys, time
 t_import = time.perf_counter()
 import duetto
+duetto.configure()  # the CLI's process set-up: compilation cache (done at import before issue 14)
 preset, seed, eval_every, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 hp = json.loads(sys.argv[5])
 t0 = time.perf_counter()

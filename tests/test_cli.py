@@ -194,3 +194,14 @@ def test_core_shares_split_the_cores_between_workers():
     assert core_shares([0, 1, 2], 2) == [[0, 1], [2]]
     assert core_shares([4, 5], 1) == [[4, 5]]
     assert core_shares([0, 1], 3) == [[0], [1], [0]]  # more workers than cores: they share
+
+
+def test_list_flags_take_spaces_or_commas(tmp_path):
+    from duetto.cli import main
+
+    for i, form in enumerate((["8", "9"], ["8,9"])):
+        out = tmp_path / f"run{i}"
+        args = ["train", "sac", "--env", "Pendulum-v1", "--steps", "60", "--no-progress"]
+        args += ["--learning-starts", "30", "--batch-size", "8", "--out", str(out)]
+        assert main([*args, "--hidden", *form]) == 0
+        assert json.loads((out / "config.json").read_text())["config"]["hidden"] == [8, 9]

@@ -248,3 +248,20 @@ def test_a_config_that_misstates_its_loop_fields_is_refused():
     module.PRESETS = {"bad": {"learning_rate": -1.0}}
     with pytest.raises(DuettoError, match="preset 'bad'"):
         check_module(module)
+
+
+def test_one_facade_for_every_loop():
+    """The same class, learn, evaluate, predict (stochastic too) and callback context whatever
+    the loop: isinstance holds for a JAX-native env's agent."""
+    seen = []
+    for env in ("Pendulum-v1", "gymnax:Pendulum-v1"):
+        agent = duetto.SAC(env, run_dir=False, **TINY["offpolicy"])
+        assert isinstance(agent, duetto.SAC) and type(agent) is duetto.SAC
+        agent.learn(80, eval_every=40, eval_episodes=1, callbacks=[seen.append])
+        assert {"return_mean", "return_std", "length_mean", "returns"} <= set(agent.last_eval)
+        a, b = (agent.predict(np.zeros(3), deterministic=False) for _ in range(2))
+        assert a.shape == (1,) and not np.array_equal(a, b)  # sampled, a fresh key each call
+        np.testing.assert_array_equal(agent.predict(np.zeros(3)), agent.predict(np.zeros(3)))
+        assert agent.evaluate(2, seed=5) == agent.evaluate(2, seed=5)
+    assert {type(ctx).__name__ for ctx in seen} == {"TrainingContext"}
+    assert all(ctx.env_steps > ctx.start_steps for ctx in seen)

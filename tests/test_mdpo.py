@@ -253,3 +253,27 @@ def test_mdpo_runs_in_every_loop_through_the_facade():
     off.learn(120, eval_episodes=1)
     assert np.isfinite(off.last_eval["return_mean"])
     assert np.asarray(off.predict(np.zeros(3), deterministic=False)).shape == (1,)
+
+
+@pytest.mark.slow
+def test_off_policy_mdpo_reaches_minus_250_on_pendulum_by_20k_on_4_of_5_seeds():
+    """control.md §4 (e)(ii): SAC's level; five seeds in one program (benchmarks/mdpo_returns.py
+    records the run)."""
+    agent = duetto.MDPOOff("gymnax:Pendulum-v1", seeds=range(5), preset="zoo", run_dir=False)
+    agent.learn(20_000, eval_every=20_000, eval_episodes=20)
+    assert (np.asarray(agent.last_eval["seed_returns"]) >= -250).sum() >= 4, agent.last_eval
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_on_policy_mdpo_balances_inverted_pendulum_within_300k(seed):
+    """control.md §4 (e)(i): InvertedPendulum's 1,000 within 300k steps (official setting)."""
+    agent = duetto.MDPO("InvertedPendulum-v5", seed=seed, preset="mujoco", run_dir=False)
+    best = []
+    agent.learn(
+        300_000,
+        eval_every=10_240,
+        stop_at_return=1000,
+        callbacks=[lambda ctx: best.append((ctx.last_eval or {}).get("return_mean", 0.0))],
+    )
+    assert max(best) >= 1000, max(best)

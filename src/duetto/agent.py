@@ -10,7 +10,6 @@ directory. Each registered algorithm gets its subclass (duetto/algorithms/__init
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,11 +26,11 @@ from duetto.callbacks import (
     StopOnReturn,
     TrainingContext,
 )
-from duetto.config import build_config, config_to_dict
+from duetto.config import build_config, config_to_dict, preset_config
 from duetto.contract import Algorithm, Config
 from duetto.envs.gym import EnvLike, restored_envs
 from duetto.envs.jaxenv import is_jax_env
-from duetto.errors import DuettoError, did_you_mean
+from duetto.errors import DuettoError
 from duetto.loops import RUNNERS, Runner
 from duetto.runs.checkpoint import read_checkpoint, save_checkpoint
 from duetto.runs.logger import RunLogger
@@ -93,15 +92,7 @@ class Agent:
             not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0
         ):
             raise DuettoError(f"seed must be a non-negative integer, got {seed!r}.")
-        preset_values = {}
-        if preset is not None:
-            if preset not in algo.PRESETS:
-                raise DuettoError(
-                    f"{algo.NAME}: unknown preset '{preset}'.{did_you_mean(preset, algo.PRESETS)}"
-                    f" Available: {', '.join(algo.PRESETS)}."
-                )
-            preset_values = algo.PRESETS[preset]
-        config = build_config(algo.CONFIG, algo.NAME, preset_values, hyperparameters)
+        config = preset_config(algo, preset, hyperparameters)
         if n_envs is None:
             n_envs = getattr(algo, "PRESET_ENVS", {}).get(preset, 1)
         if run_dir not in (None, False):
@@ -118,8 +109,17 @@ class Agent:
         )
         self._attach(runner, config, preset, run_dir)
 
-    def _attach(self, runner: Runner, config: Config, preset: str | None, run_dir: Any) -> None:
+    def _attach(
+        self,
+        runner: Runner,
+        config: Config,
+        preset: str | None,
+        run_dir: Any,
+        existing: Path | None = None,
+    ) -> None:
+        """Bind to `runner`; `existing`: the run directory a loaded run keeps writing to."""
         self.loop, self.config, self.preset = runner, config, preset
+        self._existing: Path | None = existing
         self.env_id, self.n_envs, self.runs = runner.env_id, runner.n_envs, runner.runs
         self.seeds = list(dict.fromkeys(r["seed"] for r in runner.runs))
         self.seed = self.seeds[0]
@@ -194,7 +194,9 @@ class Agent:
                 not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1
             ):
                 raise DuettoError(f"{name} must be a positive integer, got {value!r}.")
-        self._warn_if_never_updates(total_steps)
+        self.config.warn_if_idle(
+            self.algorithm.NAME, self.env_steps + self.loop.planned(total_steps)
+        )
         self._open_run_dir()
         every = eval_every or max(total_steps // 10, 1)
         chain: list[Callback] = [EvaluateEvery(every, eval_episodes)]
@@ -248,17 +250,6 @@ class Agent:
         if self.run_dir is not None:
             self._finish_run_dir()
         return self
-
-    def _warn_if_never_updates(self, total_steps: int) -> None:
-        starts = getattr(self.config, "learning_starts", 0)
-        end = self.env_steps + self.loop.planned(total_steps)
-        if end <= starts:
-            warnings.warn(
-                f"{self.algorithm.NAME}: learning_starts is {starts} env steps and this run "
-                f"ends at {end}: it will take warm-up actions only and never learn. Lower "
-                f"learning_starts (e.g. learning_starts={max(end // 10, 1)}) or train longer.",
-                stacklevel=3,
-            )
 
     # ---- acting and evaluating --------------------------------------------------------------
 
@@ -374,8 +365,8 @@ class Agent:
     def _open_run_dir(self) -> None:
         if self._loggers or self._run_dir_arg is False:
             return
-        if isinstance(self._run_dir_arg, _ExistingRun):
-            self.run_dir = self._run_dir_arg.path
+        if self._existing is not None:
+            self.run_dir = self._existing
         else:
             tag = seed_tag(self.seeds)
             path = self._run_dir_arg or default_run_dir(self.algorithm.NAME, self.env_id, tag)
@@ -407,21 +398,15 @@ class Agent:
             logger.log("train", self.env_steps, {"train_wall": wall, **row, "sps": sps})
 
     def _summary(self, returns: np.ndarray, lengths: np.ndarray) -> dict[str, Any]:
-        if self.loop.runs_have_dirs:
-            per_run = returns.mean(axis=1)
-            return {
-                "return_mean": float(per_run.mean()),
-                "return_std": float(per_run.std()),
-                "seed_returns": per_run.tolist(),
-                "length_mean": float(lengths.mean()),
-                "returns": returns.tolist(),
-            }
-        return {
-            "return_mean": float(returns[0].mean()),
-            "return_std": float(returns[0].std()),
-            "length_mean": float(lengths[0].mean()),
-            "returns": returns[0].tolist(),
-        }
+        """An evaluation's summary: per run (seed_returns) with several runs, else per episode."""
+        many = self.loop.runs_have_dirs
+        per = returns.mean(axis=1) if many else returns[0]
+        summary = {"return_mean": float(per.mean()), "return_std": float(per.std())}
+        if many:
+            summary["seed_returns"] = per.tolist()
+        summary["length_mean"] = float(lengths.mean())
+        summary["returns"] = returns.tolist() if many else returns[0].tolist()
+        return summary
 
     def _finish_run_dir(self) -> None:
         from duetto.analysis.curves import plot_learning_curve, plot_seed_band
@@ -447,13 +432,6 @@ class Agent:
         else:
             plot_learning_curve([self.run_dir], self.run_dir / "curve.png")
         self.checkpoint()
-
-
-class _ExistingRun:
-    """Marks a run directory that a loaded agent keeps writing to."""
-
-    def __init__(self, path: Path):
-        self.path = path
 
 
 def load(path: str | Path, env: EnvLike | None = None) -> Agent:
@@ -482,7 +460,7 @@ def load(path: str | Path, env: EnvLike | None = None) -> Agent:
         raise DuettoError(f"checkpoint '{ckpt}' is of an unknown loop {kind!r}.")
     runner = RUNNERS[kind].restore(algo, config, meta, ckpt, arrays, restored_envs(envs), env)
     agent = cls.__new__(cls)
-    agent._attach(runner, config, meta.get("preset"), _ExistingRun(run) if run else None)
+    agent._attach(runner, config, meta.get("preset"), None, existing=run)
     agent.train_wall = float(meta.get("train_wall", 0.0))
     agent.last_eval = meta.get("last_eval")
     return agent

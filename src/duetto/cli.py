@@ -199,14 +199,7 @@ def cmd_train(argv: list[str]) -> int:
     progress = sys.stdout.isatty() if args.progress is None else args.progress
 
     if args.resume:
-        if (
-            algo_name is not None
-            or args.env
-            or args.preset
-            or args.out
-            or args.seeds
-            or (args.workers != 1)
-        ):
+        if algo_name or args.env or args.preset or args.out or args.seeds or args.workers != 1:
             raise DuettoError(
                 "--resume continues a run as it was configured; give only "
                 "--resume RUN_DIR and --steps (and evaluation options)."
@@ -239,17 +232,8 @@ def cmd_train(argv: list[str]) -> int:
             for n in hp_names
             if (v := getattr(args, f"hp_{n}")) is not None
         }
-        if args.seeds is not None and args.seed is not None:
-            raise DuettoError(
-                f"seeds given twice (--seed {args.seed} and --seeds); give one of them."
-            )
         cls = duetto.AGENTS[get_algorithm(algo_name).NAME]
         sweep: Any = _parse_sweep(args.sweep) if args.sweep else None  # checked by the config
-        if sweep is not None and not is_jax_env(args.env):
-            raise DuettoError(
-                "--sweep trains several values in one compiled program, which needs a "
-                f"JAX-native env such as gymnax:{args.env}."
-            )
         if args.workers != 1:
             if args.workers < 1:
                 raise DuettoError(f"--workers must be at least 1, got {args.workers}.")
@@ -258,13 +242,13 @@ def cmd_train(argv: list[str]) -> int:
                     "--workers trains the seeds of --seeds on a Gymnasium env in parallel "
                     "processes; a gymnax env trains all its seeds in one program already."
                 )
-        if args.seeds is not None and not is_jax_env(args.env):
+        if args.seeds is not None and args.seed is None and not is_jax_env(args.env):
             from duetto.runs.seeds import train_host_seeds
 
             return train_host_seeds(cls, args, hps, lambda a: _learn(a, args, progress), _report)
         agent = cls(
             args.env,
-            seed=args.seed if args.seeds is None else None,
+            seed=args.seed,
             seeds=args.seeds,
             preset=args.preset,
             n_envs=args.n_envs,

@@ -190,5 +190,18 @@ def build_config(cls: type, algo: str, preset: dict[str, Any], overrides: dict[s
     return config
 
 
+def preset_config(algo: Any, preset: str | None, overrides: dict[str, Any]) -> Any:
+    """An algorithm's config: its preset (by name; None: the defaults), then `overrides`."""
+    values = {}
+    if preset is not None:
+        if preset not in algo.PRESETS:
+            raise DuettoError(
+                f"{algo.NAME}: unknown preset '{preset}'.{did_you_mean(preset, algo.PRESETS)}"
+                f" Available: {', '.join(algo.PRESETS)}."
+            )
+        values = algo.PRESETS[preset]
+    return build_config(algo.CONFIG, algo.NAME, values, overrides)
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
     return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
@@ -125,6 +126,9 @@ class Config:
     def check(self, n_envs: int) -> None:
         """Reject a combination of values that no single range can (one DuettoError)."""
 
+    def warn_if_idle(self, algo: str, end: int) -> None:
+        """Warn when a run that ends at `end` env steps would never learn."""
+
 
 def loop_hp(default: Any, doc: str, **bounds: Any) -> Any:
     """A loop field of a config base: its meaning without a source (an algorithm names the
@@ -151,6 +155,15 @@ class OffPolicyConfig(Config):
         "actions during the first learning_starts steps: uniform in the bounds, or the policy's",
         choices=("uniform", "policy"),
     )
+
+    def warn_if_idle(self, algo: str, end: int) -> None:
+        if end <= self.learning_starts:  # updates start once learning_starts steps are taken
+            warnings.warn(
+                f"{algo}: learning_starts is {self.learning_starts} env steps and this run ends "
+                f"at {end}: it will take warm-up actions only and never learn. Lower "
+                f"learning_starts (e.g. learning_starts={max(end // 10, 1)}) or train longer.",
+                stacklevel=4,
+            )
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,18 @@ def squashed_samples(
     return Sample(action, log_prob, mean, log_std, u)
 
 
+def squashed_action(
+    actor: nn.Module, params: Any, obs: jnp.ndarray, key: jax.Array | None, deterministic: bool
+) -> jnp.ndarray:
+    """A tanh-Gaussian actor's action for obs [B, obs_dim]: the mean action tanh(μ(s)) when
+    deterministic, else a sample tanh(μ + σ·ε); [B, A] in (-1, 1)."""
+    mean, log_std = actor.apply(params, obs)
+    if deterministic:
+        return jnp.tanh(mean)
+    assert key is not None
+    return sample_squashed(key, mean, log_std)[0]
+
+
 def reparameterised_step(
     actor: nn.Module,
     objective: Objective,

@@ -39,11 +39,12 @@ from duetto.envs.spec import EnvSpec
 from duetto.improvement import (
     Sample,
     reparameterised_step,
+    squashed_action,
     squashed_samples,
     temperature_step,
 )
 from duetto.losses import soft_target
-from duetto.nets import GaussianCriticEnsemble, SquashedGaussianActor, sample_squashed
+from duetto.nets import GaussianCriticEnsemble, SquashedGaussianActor
 from duetto.nets.targets import polyak
 
 NAME = "dsac-t"
@@ -231,13 +232,12 @@ def init(key: jax.Array, spec: EnvSpec, config: DSACTConfig, n_envs: int = 1) ->
     )
 
 
-def act(state: DSACTState, obs: jnp.ndarray, key: jax.Array, deterministic: bool) -> jnp.ndarray:
+def act(
+    state: DSACTState, obs: jnp.ndarray, key: jax.Array | None, deterministic: bool
+) -> jnp.ndarray:
     """obs [B, obs_dim] -> action [B, act_dim] in [-1, 1]; the mean action when deterministic."""
     actor, _ = _networks(state.config, state.spec)
-    mean, log_std = actor.apply(state.actor_params, obs)
-    if deterministic:
-        return jnp.tanh(mean)
-    return sample_squashed(key, mean, log_std)[0]
+    return squashed_action(actor, state.actor_params, obs, key, deterministic)
 
 
 # ---- the pieces of the critic loss (each unit-tested against a hand computation) -------------

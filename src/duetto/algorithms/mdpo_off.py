@@ -34,7 +34,7 @@ from duetto.config import hp, hparams_of, weight_init_hp
 from duetto.contract import OffPolicyConfig, override
 from duetto.data.replay import Transition
 from duetto.envs.spec import EnvSpec
-from duetto.improvement import Sample, reparameterised_step, squashed_samples
+from duetto.improvement import Sample, reparameterised_step, squashed_action, squashed_samples
 from duetto.losses import critic_regression
 from duetto.nets import MLP, CriticEnsemble, SquashedGaussianActor, squashed_gaussian_log_prob
 from duetto.nets.targets import polyak
@@ -160,12 +160,8 @@ def act(
     """obs [B, obs_dim] -> action [B, act_dim] in [-1, 1]; the mean action when deterministic
     (and when collecting, with `explore_deterministic`)."""
     actor, _, _ = _networks(state.config, state.spec)
-    mean, log_std = actor.apply(state.actor_params, obs)
-    if deterministic or state.config.explore_deterministic:
-        return jnp.tanh(mean)
-    assert key is not None
-    u = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
-    return jnp.tanh(u)
+    deterministic = deterministic or state.config.explore_deterministic
+    return squashed_action(actor, state.actor_params, obs, key, deterministic)
 
 
 def actor_loss(

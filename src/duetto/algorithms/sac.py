@@ -26,11 +26,12 @@ from duetto.envs.spec import EnvSpec
 from duetto.improvement import (
     Sample,
     reparameterised_step,
+    squashed_action,
     squashed_samples,
     temperature_step,
 )
 from duetto.losses import critic_regression, soft_target
-from duetto.nets import CriticEnsemble, SquashedGaussianActor, sample_squashed
+from duetto.nets import CriticEnsemble, SquashedGaussianActor
 from duetto.nets.targets import polyak
 
 NAME = "sac"
@@ -158,13 +159,12 @@ def init(key: jax.Array, spec: EnvSpec, config: SACConfig, n_envs: int = 1) -> S
     )
 
 
-def act(state: SACState, obs: jnp.ndarray, key: jax.Array, deterministic: bool) -> jnp.ndarray:
+def act(
+    state: SACState, obs: jnp.ndarray, key: jax.Array | None, deterministic: bool
+) -> jnp.ndarray:
     """obs [B, obs_dim] -> action [B, act_dim] in [-1, 1]; the mean action when deterministic."""
     actor, _ = _networks(state.config, state.spec)
-    mean, log_std = actor.apply(state.actor_params, obs)
-    if deterministic:
-        return jnp.tanh(mean)
-    return sample_squashed(key, mean, log_std)[0]
+    return squashed_action(actor, state.actor_params, obs, key, deterministic)
 
 
 def actor_loss(log_prob: jnp.ndarray, q: jnp.ndarray, alpha: jnp.ndarray) -> jnp.ndarray:
