@@ -58,26 +58,28 @@ def inverted(out: Path, seeds: list[int], summary: dict) -> None:
 
 
 def hopper(out: Path, seeds: list[int], steps: int, summary: dict) -> None:
-    runs: dict[str, list] = {"mdpo": [], "ppo": []}
+    """Seeds already in the summary for the same budget are kept (the check can be run a few
+    seeds at a time)."""
+    previous = summary.get("hopper", {})
+    same_budget = previous.get("steps") == steps
+    runs: dict[str, list] = {
+        name: [r for r in previous.get(name, []) if same_budget and r["seed"] not in seeds]
+        for name in ("mdpo", "ppo")
+    }
+    makers = {
+        "mdpo": lambda s: duetto.MDPO(
+            "Hopper-v5", seed=s, preset="mujoco", run_dir=out / f"hopper-mdpo-{s}"
+        ),
+        "ppo": lambda s: duetto.PPO(
+            "Hopper-v5",
+            seed=s,
+            preset="cleanrl",
+            anneal_steps=steps,  # CleanRL anneals over its budget
+            run_dir=out / f"hopper-ppo-{s}",
+        ),
+    }
     for seed in seeds:
-        for name, make in (
-            (
-                "mdpo",
-                lambda s: duetto.MDPO(
-                    "Hopper-v5", seed=s, preset="mujoco", run_dir=out / f"hopper-mdpo-{s}"
-                ),
-            ),
-            (
-                "ppo",
-                lambda s: duetto.PPO(
-                    "Hopper-v5",
-                    seed=s,
-                    preset="cleanrl",
-                    anneal_steps=steps,  # CleanRL anneals over its budget
-                    run_dir=out / f"hopper-ppo-{s}",
-                ),
-            ),
-        ):
+        for name, make in makers.items():
             agent = make(seed).learn(steps, eval_every=steps // 10, eval_episodes=10)
             curve = evals(agent.run_dir)
             runs[name].append(
@@ -88,8 +90,9 @@ def hopper(out: Path, seeds: list[int], steps: int, summary: dict) -> None:
                     "run_dir": str(agent.run_dir),
                 }
             )
-            print("hopper", name, runs[name][-1])
-    summary["hopper"] = {"steps": steps, **runs}
+            print("hopper", name, runs[name][-1], flush=True)
+            summary["hopper"] = {"steps": steps, **runs}
+            (RESULTS / "mdpo_returns.json").write_text(json.dumps(summary, indent=1))
     dirs = [Path(r["run_dir"]) for name in runs for r in runs[name]]
     duetto.plot(dirs, RESULTS / "mdpo_hopper.png", aggregate=True)
 

@@ -13,6 +13,13 @@ if "DUETTO_COMPILATION_CACHE" not in os.environ:
 
 import pytest  # noqa: E402
 
+import duetto  # noqa: E402
+
+# As the CLI sets up a process, with one CPU device: runs split over several are the business
+# of tests/test_devices.py, in processes of their own (and the format-1 fused checkpoint of
+# tests/fixtures/v1 was trained on one).
+duetto.configure(cpu_devices=1)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _session_cache():

@@ -10,6 +10,7 @@ runs on: a new algorithm gets these tests by registering.
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import types
@@ -47,12 +48,13 @@ SCRIPT = """
 import json, sys
 import jax, numpy as np
 import duetto
+duetto.configure()  # one device (DUETTO_CPU_DEVICES), the session's compilation cache
 name, env, mode, ckpt, out = sys.argv[1:6]
 hp = json.loads(sys.argv[6])
 hp = {k: tuple(v) if isinstance(v, list) else v for k, v in hp.items()}
 cls = duetto.AGENTS[name]
 kw = dict(seeds=[3, 4]) if env.startswith("gymnax:") else dict(seed=3)
-steps = 96
+steps = 104  # the host on-policy runs save mid-rollout (52 vector steps, rollouts of 16)
 
 def leaves(agent):
     return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(agent.loop.state))]
@@ -91,7 +93,11 @@ def _script(tmp_path, *args):
         [sys.executable, str(script), *map(str, args)],
         capture_output=True,
         text=True,
-        env={"DUETTO_COMPILATION_CACHE": "0", "PATH": "/usr/bin:/bin", "DUETTO_CPU_DEVICES": "1"},
+        env={
+            "DUETTO_COMPILATION_CACHE": os.environ.get("DUETTO_COMPILATION_CACHE", "0"),
+            "PATH": "/usr/bin:/bin",
+            "DUETTO_CPU_DEVICES": "1",
+        },
     )
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout.strip().splitlines()[-1])

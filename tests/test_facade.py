@@ -103,7 +103,7 @@ def test_examples_run(tmp_path):
         "callbacks_and_resume.py": [],
         "ppo_seeds.py": [],
         "compare_algorithms.py": ["2000"],  # 2,000 steps per seed instead of 4,000
-        "mdpo.py": ["1000", "4096"],  # short: that both variants run (learning: test_mdpo)
+        "mdpo.py": ["300", "2048"],  # short: that both variants run (learning: test_mdpo)
     }
     for name, args in examples.items():
         r = subprocess.run(
