@@ -1,6 +1,8 @@
 """A ring-buffer replay memory as preallocated device arrays (part of the loop state pytree).
 
 Adding and sampling are pure functions that run inside compiled programs; no per-sample Python.
+Rows are written from 0 upwards until the ring wraps, so the rows at or past `size` are the
+zeros `replay_init` made: a checkpoint stores the filled rows only (runs/checkpoint.py).
 """
 
 from __future__ import annotations
@@ -24,13 +26,21 @@ class Transition(NamedTuple):
 
 
 class Replay(NamedTuple):
-    data: Transition  # every field with a leading [capacity] axis
+    """One run's replay, or several stacked (the fused loop's runs): then every leaf has the
+    leading [runs] axes of `size`, before the capacity axis of `data`."""
+
+    data: Transition  # every field with a [capacity] axis, the first after those of `size`
     ptr: jnp.ndarray  # int32 [], next row to write
     size: jnp.ndarray  # int32 [], rows filled so far (≤ capacity)
 
     @property
     def capacity(self) -> int:
-        return self.data.reward.shape[0]
+        return self.data.reward.shape[self.rows_axis]
+
+    @property
+    def rows_axis(self) -> int:
+        """The capacity axis of the data leaves: 0, or after the stacked runs' axes."""
+        return len(self.size.shape)
 
 
 def replay_init(capacity: int, obs_dim: int, act_dim: int) -> Replay:

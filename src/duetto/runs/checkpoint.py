@@ -9,7 +9,12 @@ with a missing, truncated or foreign file.
 
 Versions: 1 (duetto up to dbe3a5c) stored the leaves by position (`arr_0`, `arr_1`, ...) in
 the tree order of the state at that time; `migrate_v1` names them by the paths of that order.
-2 names every leaf by its path, so a state that gains a field still reads older checkpoints.
+2 (up to fd54f40) names every leaf by its path, so a state that gains a field still reads older
+checkpoints. 3 stores each replay (data/replay.py: a `Replay` anywhere in the state, stacked
+over runs or not) cut to its filled rows: every data leaf keeps the rows below the largest
+`size` along its capacity axis, and loading pads it back to capacity with the zeros that the
+rows past `size` hold, so a checkpoint grows with the data, not with the buffer. Versions 1
+and 2 stored every replay whole, which loads the same way (the rows stored are its capacity).
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ from typing import Any
 import jax
 import numpy as np
 
+from duetto.data.replay import Replay
 from duetto.errors import DuettoError
 
 FORMAT = "duetto-checkpoint"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 SUFFIX = ".ckpt"
 
 
@@ -71,9 +77,14 @@ def save_checkpoint(path: Path, meta: dict, state: Any, envs: list) -> None:
             "and a checkpoint holds the env state so that resume is exact. Make the env "
             "picklable (drop open handles and lambdas from it)."
         ) from None
+    stored = jax.tree.map(
+        lambda node: filled_part(node) if isinstance(node, Replay) else node,
+        jax.device_get(state),
+        is_leaf=lambda node: isinstance(node, Replay),
+    )
     named = {
         jax.tree_util.keystr(path): np.asarray(leaf)
-        for path, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(state))[0]
+        for path, leaf in jax.tree_util.tree_flatten_with_path(stored)[0]
     }
     arrays = io.BytesIO()
     np.savez(arrays, **named)  # type: ignore[arg-type]
@@ -86,6 +97,27 @@ def save_checkpoint(path: Path, meta: dict, state: Any, envs: list) -> None:
             z.writestr("envs.pkl", env_bytes)
 
     atomic_write(path, write)
+
+
+def filled_part(replay: Replay) -> Replay:
+    """A replay in host memory as a checkpoint stores it: each data leaf cut, along its
+    capacity axis, to the rows below the largest `size` (of any run). Those past it hold the
+    zeros the buffer was made with, which loading puts back; should one not be zero in every
+    bit (a replay that writes elsewhere than data/replay.py does), the replay is stored whole
+    and still resumes exactly."""
+    rows = int(np.max(replay.size, initial=0))
+    before = (slice(None),) * replay.rows_axis
+    past = [np.asarray(leaf)[(*before, slice(rows, None))] for leaf in jax.tree.leaves(replay.data)]
+    if any(_has_set_bits(leaf) for leaf in past):
+        return replay
+    return replay._replace(
+        data=jax.tree.map(lambda leaf: np.asarray(leaf)[(*before, slice(rows))], replay.data)
+    )
+
+
+def _has_set_bits(x: np.ndarray) -> bool:
+    """Whether any bit of x is set: -0.0 is not the 0.0 that loading writes."""
+    return bool(np.any(x.view(f"u{x.dtype.itemsize}") if x.dtype.itemsize <= 8 else x))
 
 
 def read_meta(path: Path) -> dict:
@@ -152,7 +184,7 @@ def restore_state(
     path: Path, arrays: dict[str, np.ndarray] | list[np.ndarray], template: Any
 ) -> Any:
     """The checkpoint's arrays in `template`'s tree structure (shapes and dtypes), matched by
-    tree path and checked."""
+    tree path and checked; each replay's data padded back to its capacity (`filled_part`)."""
     if isinstance(arrays, list):
         arrays = migrate_v1(path, arrays, template)
     flat, treedef = jax.tree_util.tree_flatten_with_path(template)
@@ -162,14 +194,48 @@ def restore_state(
             f"checkpoint '{path}' lacks {len(missing)} of the {len(flat)} arrays its config "
             f"needs (first: {missing[0]}); it was written for another state."
         )
+    stored = jax.tree_util.tree_map_with_path(
+        lambda p, node: _stored_layout(path, p, node, arrays) if isinstance(node, Replay) else node,
+        template,
+        is_leaf=lambda node: isinstance(node, Replay),
+    )
     leaves = []
-    for p, want in flat:
+    for (p, want), expected in zip(flat, jax.tree.leaves(stored), strict=True):
         name = jax.tree_util.keystr(p)
         got = arrays[name]
-        if got.shape != want.shape or got.dtype != want.dtype:
+        if got.shape != expected.shape or got.dtype != expected.dtype:
             raise DuettoError(
                 f"checkpoint '{path}': {name} is {got.dtype}{list(got.shape)}, expected "
-                f"{want.dtype}{list(want.shape)}; it does not match its own config."
+                f"{expected.dtype}{list(expected.shape)}; it does not match its own config."
             )
+        if got.shape != want.shape:  # a replay's data leaf, cut to its filled rows
+            padded = np.zeros(want.shape, want.dtype)
+            padded[tuple(slice(n) for n in got.shape)] = got
+            got = padded
         leaves.append(jax.numpy.asarray(got))
     return jax.tree.unflatten(treedef, leaves)
+
+
+def _stored_layout(path: Path, at: tuple, replay: Replay, arrays: dict[str, np.ndarray]) -> Replay:
+    """The template of the replay at tree path `at` as the checkpoint stores it: every data
+    leaf with as many rows along the capacity axis as the stored `reward` has (at most the
+    capacity: versions 1 and 2 stored them all), which must be all the rows filled."""
+    reward = arrays[jax.tree_util.keystr((*at, *_REWARD))]
+    axis = replay.rows_axis
+    rows = min(reward.shape[axis], replay.capacity) if reward.ndim > axis else replay.capacity
+    filled = int(np.max(arrays[jax.tree_util.keystr((*at, _SIZE))], initial=0))
+    if rows < filled:
+        raise DuettoError(
+            f"checkpoint '{path}': the replay {jax.tree_util.keystr(at)} holds {rows} rows where "
+            f"{filled} are filled; it is damaged, or was not written by duetto."
+        )
+
+    def cut(leaf: Any) -> jax.ShapeDtypeStruct:
+        return jax.ShapeDtypeStruct((*leaf.shape[:axis], rows, *leaf.shape[axis + 1 :]), leaf.dtype)
+
+    return replay._replace(data=jax.tree.map(cut, replay.data))
+
+
+# Tree paths inside a Replay: its data leaves are cut to the length of `reward`.
+_REWARD = (jax.tree_util.GetAttrKey("data"), jax.tree_util.GetAttrKey("reward"))
+_SIZE = jax.tree_util.GetAttrKey("size")
