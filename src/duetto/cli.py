@@ -323,7 +323,10 @@ def cmd_eval(argv: list[str]) -> int:
 def cmd_plot(argv: list[str]) -> int:
     from duetto.analysis.facade import plot
 
-    p = _Parser(prog="duetto plot", description="Draw learning curves of run directories.")
+    p = _Parser(
+        prog="duetto plot",
+        description="Draw learning curves of run directories, one panel per env.",
+    )
     p.add_argument(
         "runs", nargs="+", help="run directories (a --seeds directory stands for its runs)"
     )

@@ -1,5 +1,5 @@
 """Learning-curve pictures from run directories: one line per run, or the mean over seeds with a
-bootstrap confidence band."""
+bootstrap confidence band; one panel per env, titled by its id, with one legend."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from duetto.errors import DuettoError
 from duetto.runs.rundir import read_json, read_metrics
 
 
@@ -82,77 +83,174 @@ def aggregate(
     }
 
 
-def _figure() -> tuple[Any, Any, Any]:
+def _figure(envs: list[str]) -> tuple[Any, Any, dict[str, Any]]:
+    """pyplot, a figure and one panel per env (at most three a row)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
-    return plt, fig, ax
+    cols = min(len(envs), 3)
+    rows = -(-len(envs) // cols)
+    size = (6.4, 4.0) if cols == 1 else (4.8 * cols, 3.6 * rows + 0.6)
+    fig = plt.figure(figsize=size, dpi=110, layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).flat
+    for ax in axes[len(envs) :]:
+        ax.remove()
+    return plt, fig, dict(zip(envs, axes, strict=False))
 
 
-def _finish(plt: Any, fig: Any, ax: Any, title: str, x: str, out: Path) -> Path:
-    ax.set_title(title)
-    ax.set_xlabel("env steps" if x == "step" else "training wall time (s)")
-    ax.set_ylabel("evaluation return (deterministic)")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
+class _Colours:
+    """One colour per label, the same in every panel."""
+
+    def __init__(self) -> None:
+        import matplotlib
+
+        self.cycle = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+        self.given: dict[str, str] = {}
+
+    def __call__(self, label: str) -> str:
+        return self.given.setdefault(label, self.cycle[len(self.given) % len(self.cycle)])
+
+
+def _label(fig: Any, panels: dict[str, Any], title: str, x: str) -> None:
+    """Titles, axis names and the legend. One panel is titled `title` and holds its legend;
+    several are titled by their env, under `title`, with one legend (each label once) below."""
+    xlabel = "env steps" if x == "step" else "training wall time (s)"
+    ylabel = "evaluation return (deterministic)"
+    for env, ax in panels.items():
+        ax.grid(alpha=0.3)
+        ax.set_xlabel(xlabel)
+        if ax.get_subplotspec().is_first_col():
+            ax.set_ylabel(ylabel)
+        if len(panels) == 1:
+            ax.set_title(title)
+            ax.legend(loc="lower right", fontsize=8)
+        else:
+            ax.set_title(env)
+    if len(panels) > 1:
+        fig.suptitle(title)
+        entries: dict[str, Any] = {}
+        for ax in panels.values():
+            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                entries.setdefault(label, handle)
+        fig.legend(
+            list(entries.values()),
+            list(entries),
+            loc="outside lower center",
+            ncols=min(len(entries), 4),
+            fontsize=8,
+        )
+
+
+def _save(plt: Any, fig: Any, out: Path) -> Path:
     out = Path(out)
     fig.savefig(out)
     plt.close(fig)
     return out
 
 
+def _by_env(configs: dict[Path, dict[str, Any]], drawn: set[Path]) -> list[str]:
+    """The envs of the runs that have something to draw (of all runs, when none has), sorted."""
+    if not configs:
+        raise DuettoError("no runs to plot: the multi-run directories given hold none yet.")
+    return sorted({configs[run]["env"] for run in (drawn or configs)})
+
+
+def _told_apart(labels: list[str], runs: list[Path]) -> list[str]:
+    """Labels that appear once in a panel: one shared by several lines (runs, or groups of
+    runs, whose settings differ in no number) gets the name of its (first) run's directory."""
+    return [
+        f"{label} ({run.name})" if labels.count(label) > 1 else label
+        for label, run in zip(labels, runs, strict=True)
+    ]
+
+
+def curve_figure(run_dirs: list[Path], x: str = "step") -> tuple[Any, Any]:
+    """(pyplot, figure) of `plot_learning_curve`: a panel per env, a line per run labelled by
+    its algorithm, the settings that vary between that algorithm's runs in the panel, and its
+    seed."""
+    configs = {Path(run): read_json(Path(run) / "config.json") for run in run_dirs}
+    rows = {run: eval_rows(run) for run in configs}
+    envs = _by_env(configs, {run for run, r in rows.items() if r})
+    plt, fig, panels = _figure(envs)
+    colour = _Colours()
+    for env, ax in panels.items():
+        runs = [run for run in configs if configs[run]["env"] == env and rows[run]]
+        names = run_labels([configs[run] for run in runs])
+        labels = [f"{n} s{configs[run].get('seed')}" for run, n in zip(runs, names, strict=True)]
+        for run, label in zip(runs, _told_apart(labels, runs), strict=True):
+            xs = [r[x] for r in rows[run]]
+            mean = np.array([r["return_mean"] for r in rows[run]])
+            std = np.array([r["return_std"] for r in rows[run]])
+            c = colour(label)
+            ax.plot(xs, mean, marker="o", markersize=3, color=c, label=label)
+            ax.fill_between(xs, mean - std, mean + std, color=c, alpha=0.2)
+    algos = " / ".join(dict.fromkeys(c["algo"].upper() for c in configs.values()))
+    _label(fig, panels, f"{algos} on {envs[0]}" if len(envs) == 1 else algos, x)
+    return plt, fig
+
+
 def plot_learning_curve(run_dirs: list[Path], out: Path, x: str = "step") -> Path:
     """Evaluation return against env steps (x='step') or training wall time (x='train_wall'),
-    one line per run, with ± one standard deviation over evaluation episodes."""
-    plt, fig, ax = _figure()
-    for run_dir in run_dirs:
-        rows = eval_rows(run_dir)
-        if not rows:
-            continue
-        xs = [r[x] for r in rows]
-        mean = np.array([r["return_mean"] for r in rows])
-        std = np.array([r["return_std"] for r in rows])
-        config = read_json(Path(run_dir) / "config.json")
-        (line,) = ax.plot(
-            xs, mean, marker="o", markersize=3, label=f"{config['algo']} s{config['seed']}"
-        )
-        ax.fill_between(xs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
-    first = read_json(Path(run_dirs[0]) / "config.json")
-    return _finish(plt, fig, ax, f"{first['algo'].upper()} on {first['env']}", x, out)
+    one line per run, with ± one standard deviation over evaluation episodes; one panel per
+    env."""
+    plt, fig = curve_figure(run_dirs, x)
+    return _save(plt, fig, out)
 
 
-def plot_seed_band(run_dirs: list[Path], out: Path, x: str = "step") -> Path:
-    """Mean evaluation return over the seeds of each group of runs (runs that differ only in
-    their seed), with a 95 % bootstrap confidence band of the mean. With x='train_wall' the x
-    of each point is the mean wall time over seeds at that env step."""
+def band_figure(run_dirs: list[Path], x: str = "step") -> tuple[Any, Any]:
+    """(pyplot, figure) of `plot_seed_band`: a panel per env, a band per group of runs, labelled
+    by its algorithm and the settings that vary between that algorithm's groups in the panel."""
     configs = {run: read_json(run / "config.json") for run in expand_runs(run_dirs)}
     groups: dict[tuple[str, str], list[Path]] = {}
     for run, config in configs.items():
         groups.setdefault(_group_key(config), []).append(run)
-    labels = run_labels([configs[runs[0]] for runs in groups.values()])
-    plt, fig, ax = _figure()
-    envs = set()
-    for ((_, env), runs), name in zip(groups.items(), labels, strict=True):
-        curves, walls = [], []
-        for run in runs:
-            rows = eval_rows(run)
-            if rows:
-                steps = np.array([r["step"] for r in rows])
-                curves.append((steps, np.array([r["return_mean"] for r in rows])))
-                walls.append((steps, np.array([r["train_wall"] for r in rows])))
-        if not curves:
-            continue
-        band = aggregate(curves)
-        xs = band["x"] if x == "step" else aggregate(walls, resamples=1)["mean"]
-        (line,) = ax.plot(xs, band["mean"], label=f"{name} (mean of {int(band['n'])} seeds)")
-        ax.fill_between(xs, band["low"], band["high"], color=line.get_color(), alpha=0.25)
-        envs.add(env)
-    title = " / ".join(sorted(envs)) + ": mean and 95 % bootstrap CI over seeds"
-    return _finish(plt, fig, ax, title, x, out)
+    bands: dict[str, list[tuple[str, dict[str, np.ndarray], np.ndarray]]] = {}
+    drawn: set[Path] = set()
+    for env in sorted({env for _, env in groups}):
+        here = [runs for (_, e), runs in groups.items() if e == env]
+        names = _told_apart(run_labels([configs[r[0]] for r in here]), [r[0] for r in here])
+        for runs, name in zip(here, names, strict=True):
+            curves, walls = [], []
+            for run in runs:
+                rows = eval_rows(run)
+                if rows:
+                    steps = np.array([r["step"] for r in rows])
+                    curves.append((steps, np.array([r["return_mean"] for r in rows])))
+                    walls.append((steps, np.array([r["train_wall"] for r in rows])))
+                    drawn.add(run)
+            if curves:
+                band = aggregate(curves)
+                xs = band["x"] if x == "step" else aggregate(walls, resamples=1)["mean"]
+                bands.setdefault(env, []).append((name, band, xs))
+    envs = _by_env(configs, drawn)
+    plt, fig, panels = _figure(envs)
+    colour = _Colours()
+    seeds: dict[str, set[int]] = {}  # a group's seed counts over the panels
+    for env_bands in bands.values():
+        for name, band, _ in env_bands:
+            seeds.setdefault(name, set()).add(int(band["n"]))
+    for env, env_bands in bands.items():
+        for name, band, xs in env_bands:
+            n = sorted(seeds[name])
+            count = f"{n[0]} seed" if n == [1] else f"{n[0]} seeds"
+            count = count if len(n) == 1 else f"{n[0]}–{n[-1]} seeds"
+            c = colour(name)
+            ax = panels[env]
+            ax.plot(xs, band["mean"], color=c, label=f"{name} (mean of {count})")
+            ax.fill_between(xs, band["low"], band["high"], color=c, alpha=0.25)
+    what = "mean and 95 % bootstrap CI over seeds"
+    _label(fig, panels, f"{envs[0]}: {what}" if len(envs) == 1 else what, x)
+    return plt, fig
+
+
+def plot_seed_band(run_dirs: list[Path], out: Path, x: str = "step") -> Path:
+    """Mean evaluation return over the seeds of each group of runs (runs that differ only in
+    their seed), with a 95 % bootstrap confidence band of the mean; one panel per env. With
+    x='train_wall' the x of each point is the mean wall time over seeds at that env step."""
+    plt, fig = band_figure(run_dirs, x)
+    return _save(plt, fig, out)
 
 
 def run_labels(configs: list[dict[str, Any]]) -> list[str]:

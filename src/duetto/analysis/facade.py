@@ -31,7 +31,8 @@ def plot(
     aggregate=False: one line per run; True: one line per group of runs that differ only in
     their seed (grouped by algorithm, env and settings from each run's config.json), the mean
     over seeds with a 95 % bootstrap confidence band. x: "step" (env steps) or "train_wall"
-    (training wall time). A multi-seed run directory stands for its runs."""
+    (training wall time). A multi-seed run directory stands for its runs. Runs on several envs
+    are drawn in one panel per env, titled by its id, with one legend for the figure."""
     from duetto.analysis.curves import expand_runs, plot_learning_curve, plot_seed_band
 
     run_dirs = _run_dirs(runs)
