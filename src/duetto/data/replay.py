@@ -59,7 +59,7 @@ def replay_add(replay: Replay, batch: Transition) -> Replay:
     """Write a batch of n rows at ptr, wrapping around the end: [n, ...] rows."""
     n = batch.reward.shape[0]
     capacity = replay.capacity
-    rows = (replay.ptr + jnp.arange(n)) % capacity
+    rows = write_rows(replay, n)
     data = jax.tree.map(
         lambda store, new: store.at[rows].set(new.astype(store.dtype)), replay.data, batch
     )
@@ -70,7 +70,17 @@ def replay_add(replay: Replay, batch: Transition) -> Replay:
     )
 
 
+def write_rows(replay: Replay, n: int) -> jnp.ndarray:
+    """The rows the next `replay_add` of n rows writes: int32 [n]."""
+    return (replay.ptr + jnp.arange(n)) % replay.capacity
+
+
+def uniform_rows(replay: Replay, key: jax.Array, batch_size: int) -> jnp.ndarray:
+    """Rows drawn uniformly with replacement from the filled ones: int32 [batch_size]."""
+    return jax.random.randint(key, (batch_size,), 0, jnp.maximum(replay.size, 1))
+
+
 def replay_sample(replay: Replay, key: jax.Array, batch_size: int) -> Transition:
     """Uniform sample with replacement from the filled rows: [batch_size, ...]."""
-    rows = jax.random.randint(key, (batch_size,), 0, jnp.maximum(replay.size, 1))
+    rows = uniform_rows(replay, key, batch_size)
     return jax.tree.map(lambda store: store[rows], replay.data)
