@@ -1,16 +1,21 @@
 """The on-policy actor-critic that PPO and on-policy MDPO share (and later HNPG and GoRL).
 
-A stochastic policy, categorical for Discrete actions or a diagonal Gaussian with a learned,
-state-independent log σ for a Box (sampled unbounded and clipped to [-1, 1] at the env's edge;
-the stored action, and so the log-probability, is the unclipped one, as in SB3 and CleanRL),
-and a value network: separate tanh MLPs with orthogonal initialisation (√2 on hidden layers,
-0.01 on the policy output, 1 on the value output).
+A stochastic policy, categorical for Discrete actions, independent categoricals per dimension
+for MultiDiscrete ones (log-probabilities and entropies summed, SB3's
+MultiCategoricalDistribution), independent Bernoullis for MultiBinary ones (SB3's
+BernoulliDistribution), or a diagonal Gaussian with a learned, state-independent log σ for a
+Box (sampled unbounded and clipped to [-1, 1] at the env's edge; the stored action, and so the
+log-probability, is the unclipped one, as in SB3 and CleanRL), and a value network: separate
+tanh MLPs with orthogonal initialisation (√2 on hidden layers, 0.01 on the policy output, 1 on
+the value output), each reading the observation through its own encoder where it needs one
+(images, indices: nets/encoder.py; SB3's PPO shares one between them by default).
 
 Observation and reward normalisation (SB3's VecNormalize, CleanRL's wrappers) keep running
-statistics in the state, so they are checkpointed. Observations are normalised from the first
-step, as SB3 and CleanRL do: at each collected step the statistics take in the step's
-observations and then normalise them (`observe`), and the rollout stores the normalised ones,
-so the update sees what the policy saw. Rewards are divided by the running standard deviation
+statistics in the state, so they are checkpointed. Observations (their Box values; not
+indices, bits or pixels) are normalised from the first step, as SB3 and CleanRL do: at each
+collected step the statistics take in the step's observations and then normalise them
+(`observe`), and the rollout stores the normalised ones, so the update sees what the policy
+saw. Rewards are divided by the running standard deviation
 of the discounted return, refreshed with the rollout before the update.
 
 The config fields these read are declared once, in `ActorCriticConfig`.
@@ -25,20 +30,27 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from duetto.config import hp, hparams_of
+from duetto.config import cnn_features_hp, encoder_hp, hp, hparams_of
 from duetto.contract import OnPolicyConfig
 from duetto.data.normalize import RunningStats, normalize, scale, stats_init, stats_update
 from duetto.data.rollout import Rollout, discounted_returns, gae
+from duetto.envs.spaces import box_columns
 from duetto.envs.spec import EnvSpec
 from duetto.nets import (
     MLP,
     CategoricalActor,
     GaussianActor,
+    bernoulli_entropy,
+    bernoulli_log_prob,
     categorical_entropy,
     categorical_log_prob,
     gaussian_entropy,
     gaussian_log_prob,
+    multi_categorical_entropy,
+    multi_categorical_log_prob,
+    multi_categorical_mode,
 )
+from duetto.nets.encoder import encoded
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,8 @@ class ActorCriticConfig(OnPolicyConfig):
     activation: str = hp("tanh", "hidden activation [SB3, CleanRL]", choices=("tanh", "relu"))
     log_std_init: float = hp(0.0, "initial log σ of a Gaussian policy [SB3, CleanRL]")
     adam_eps: float = hp(1e-5, "Adam ε [SB3, CleanRL]", low=0, low_open=True)
+    encoder: str = encoder_hp()
+    cnn_features: int = cnn_features_hp()
 
 
 class ActorCriticState(flax.struct.PyTreeNode):
@@ -86,10 +100,11 @@ class ActorCriticState(flax.struct.PyTreeNode):
     spec: EnvSpec = flax.struct.field(pytree_node=False)
 
 
-def networks(config: ActorCriticConfig, spec: EnvSpec) -> tuple[Any, MLP]:
+def networks(config: ActorCriticConfig, spec: EnvSpec) -> tuple[Any, Any]:
+    """The actor and the critic, each with its own encoder where the observation needs one."""
     actor: Any
-    if spec.discrete:
-        actor = CategoricalActor(config.hidden, spec.action_dim, activation=config.activation)
+    if spec.action_kind != "box":
+        actor = CategoricalActor(config.hidden, spec.logits_dim, activation=config.activation)
     else:
         actor = GaussianActor(
             config.hidden,
@@ -100,7 +115,8 @@ def networks(config: ActorCriticConfig, spec: EnvSpec) -> tuple[Any, MLP]:
     critic = MLP(
         config.hidden, 1, activation=config.activation, weight_init="orthogonal", out_gain=1.0
     )
-    return actor, critic
+    # SB3 initialises the feature extractor orthogonally with gain √2 too (ortho_init).
+    return encoded(actor, spec, config, "orthogonal"), encoded(critic, spec, config, "orthogonal")
 
 
 def init_state(
@@ -127,7 +143,11 @@ def init_state(
 
 def action_shape(spec: EnvSpec) -> tuple[tuple[int, ...], Any]:
     """Shape and dtype of one action as the policy produces it."""
-    return ((), jnp.int32) if spec.discrete else ((spec.action_dim,), jnp.float32)
+    if spec.action_kind == "discrete":
+        return (), jnp.int32
+    if spec.action_kind == "box":
+        return (spec.action_dim,), jnp.float32
+    return (spec.action_dim,), jnp.int32
 
 
 def observe(
@@ -135,40 +155,63 @@ def observe(
 ) -> tuple[ActorCriticState, jnp.ndarray]:
     """The observation as the networks see it: with `normalize_obs`, normalised by the running
     statistics, which first take in `obs` when `update` (a collected step: SB3's VecNormalize
-    and CleanRL's NormalizeObservation update before normalising, from the first step)."""
+    and CleanRL's NormalizeObservation update before normalising, from the first step). Only
+    the Box values are normalised: one-hot indices, bits and pixels are read as they are."""
     if not state.config.normalize_obs:
         return state, obs
     if update:
         stats = stats_update(state.obs_stats, obs.reshape(-1, obs.shape[-1]))
         state = state.replace(obs_stats=stats)
-    return state, normalize(state.obs_stats, obs, state.config.obs_clip)
+    seen = normalize(state.obs_stats, obs, state.config.obs_clip)
+    boxes = box_columns(state.spec.obs_layout) if state.spec.obs_layout else None
+    return state, seen if boxes is None else jnp.where(boxes, seen, obs)
 
 
 def distribution(state: ActorCriticState, params: Any, obs: jnp.ndarray) -> Any:
-    """Logits [B, n], or (mean [B, A], log σ [A]), of the policy with `params`."""
+    """Logits [B, spec.logits_dim], or (mean [B, A], log σ [A]), of the policy with `params`."""
     actor, _ = networks(state.config, state.spec)
     return actor.apply(params["actor"], obs)
 
 
 def log_prob_entropy(spec: EnvSpec, dist: Any, action: jnp.ndarray) -> tuple:
     """log π(a|s) [B] and the entropy [B] of `dist` (see `distribution`)."""
-    if spec.discrete:
+    kind = spec.action_kind
+    if kind == "discrete":
         return categorical_log_prob(dist, action), categorical_entropy(dist)
+    if kind == "multi_discrete":
+        return (
+            multi_categorical_log_prob(dist, action, spec.nvec),
+            multi_categorical_entropy(dist, spec.nvec),
+        )
+    if kind == "binary":
+        return bernoulli_log_prob(dist, action), bernoulli_entropy(dist)
     mean, log_std = dist
     return gaussian_log_prob(action, mean, log_std), gaussian_entropy(log_std) * jnp.ones(
         mean.shape[:-1]
     )
 
 
+def mode(spec: EnvSpec, dist: Any) -> jnp.ndarray:
+    """The most likely action of `dist`: argmax per categorical, the bits with p > ½ (SB3's
+    rounding of p), the Gaussian's mean."""
+    kind = spec.action_kind
+    if kind == "discrete":
+        return jnp.argmax(dist, axis=-1)
+    if kind == "multi_discrete":
+        return multi_categorical_mode(dist, spec.nvec)
+    if kind == "binary":
+        return (dist > 0).astype(jnp.int32)
+    return dist[0]
+
+
 def act(
     state: ActorCriticState, obs: jnp.ndarray, key: jax.Array | None, deterministic: bool
 ) -> jnp.ndarray:
-    """obs [B, obs_dim] -> action [B] (Discrete) or [B, A] (Box, unclipped); the mode when
-    deterministic."""
+    """obs [B, obs_dim] -> action [B] (Discrete) or [B, A] (Box, unclipped; MultiDiscrete and
+    MultiBinary, int); the mode when deterministic."""
     seen = observe(state, obs, False)[1]
     if deterministic:
-        dist = distribution(state, state.params, seen)
-        return jnp.argmax(dist, axis=-1) if state.spec.discrete else dist[0]
+        return mode(state.spec, distribution(state, state.params, seen))
     assert key is not None
     return explore(state, seen, exploration_noise(state, key, obs.shape[:-1]))[0]
 
@@ -177,11 +220,14 @@ def exploration_noise(
     state: ActorCriticState, key: jax.Array, batch: tuple[int, ...]
 ) -> jnp.ndarray:
     """The randomness of `explore` for a batch of observations, drawn ahead: Gumbel noise
-    [*batch, n] for n discrete actions, standard normal [*batch, A] for a Box. A loop can draw
-    a whole rollout's at once (one call of the random generator instead of one per step)."""
+    [*batch, logits] for categoricals, uniform [*batch, K] for K bits, standard normal
+    [*batch, A] for a Box. A loop can draw a whole rollout's at once (one call of the random
+    generator instead of one per step)."""
     spec = state.spec
-    if spec.discrete:
-        return jax.random.gumbel(key, (*batch, spec.action_dim))
+    if spec.action_kind in ("discrete", "multi_discrete"):
+        return jax.random.gumbel(key, (*batch, spec.logits_dim))
+    if spec.action_kind == "binary":
+        return jax.random.uniform(key, (*batch, spec.action_dim))
     return jax.random.normal(key, (*batch, spec.action_dim))
 
 
@@ -191,14 +237,20 @@ def explore(
     """A sampled action and its log-probability under the current policy: obs [B, obs_dim] as
     `observe` returned it, noise from `exploration_noise` for [B]. Discrete: argmax(logits +
     Gumbel), a sample of the categorical (the same bits as `jax.random.categorical` with the
-    noise's key); Box: mean + σ·noise."""
+    noise's key), per dimension for MultiDiscrete; MultiBinary: 1 where uniform noise < σ(l);
+    Box: mean + σ·noise."""
+    spec = state.spec
     dist = distribution(state, state.params, obs)
-    if state.spec.discrete:
+    if spec.action_kind == "discrete":
         action = jnp.argmax(dist + noise, axis=-1)
+    elif spec.action_kind == "multi_discrete":
+        action = multi_categorical_mode(dist + noise, spec.nvec)
+    elif spec.action_kind == "binary":
+        action = (noise < jax.nn.sigmoid(dist)).astype(jnp.int32)
     else:
         mean, log_std = dist
         action = mean + jnp.exp(log_std) * noise
-    return action, log_prob_entropy(state.spec, dist, action)[0]
+    return action, log_prob_entropy(spec, dist, action)[0]
 
 
 def value(state: ActorCriticState, obs: jnp.ndarray) -> jnp.ndarray:

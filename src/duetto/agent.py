@@ -259,10 +259,7 @@ class Agent:
         multi-run program."""
         if not 0 <= run < len(self.runs):
             raise DuettoError(f"run must be in [0, {len(self.runs)}), got {run}.")
-        x = np.asarray(obs, np.float32)
-        shape = self.loop.obs_shape
-        single = x.ndim == len(shape)
-        x = x.reshape((1, *shape) if single else (x.shape[0], *shape))
+        x, single = self.loop.obs_edge.flatten(obs)  # [n, obs_dim] (envs/spaces.py)
         key = None
         if not deterministic:
             self._predict_key, key = jax.random.split(self._predict_key)

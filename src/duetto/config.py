@@ -57,6 +57,30 @@ def weight_init_hp() -> Any:
     )
 
 
+def encoder_hp() -> Any:
+    """The `encoder` hyperparameter: how a network reads image observations (nets/encoder.py).
+    Observations other than images are read as SB3 reads them whatever it is."""
+    return hp(
+        "nature",
+        "CNN of image observations: nature (Nature-CNN, Mnih et al. 2015, as SB3's NatureCNN; "
+        "images of at least 36x36), minatar (MinAtar's one 3x3 convolution, Young & Tian 2019, "
+        "for small images; it also reads 3-D Box observations such as gymnax's MinAtar grids as "
+        "images), or flatten (pixels scaled to [0, 1] into the MLP) [SB3: NatureCNN]",
+        choices=("nature", "minatar", "flatten"),
+    )
+
+
+def cnn_features_hp() -> Any:
+    """The `cnn_features` hyperparameter: the width of the CNN's last (dense) layer."""
+    return hp(
+        0,
+        "width of the CNN's dense output layer; 0 = the CNN's own: 512 for nature [Mnih et al. "
+        "2015; SB3 NatureCNN; SB3's CombinedExtractor uses 256 per image of a Dict], 128 for "
+        "minatar [Young & Tian 2019]",
+        low=0,
+    )
+
+
 def sweepable(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls) if f.metadata.get("sweep")]
 

@@ -43,7 +43,7 @@ from duetto.envs.spec import EnvSpec
 from duetto.errors import DuettoError
 
 LOOPS = ("offpolicy", "onpolicy")
-SPACES = ("box", "discrete")
+SPACES = ("box", "discrete", "multi_discrete", "binary")
 
 
 @runtime_checkable

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import optax
 
 from duetto.algorithms.sac import actor_loss
-from duetto.config import hp, hparams_of, weight_init_hp
+from duetto.config import cnn_features_hp, encoder_hp, hp, hparams_of, weight_init_hp
 from duetto.contract import OffPolicyConfig, override
 from duetto.data.replay import Transition
 from duetto.envs.spec import EnvSpec
@@ -45,6 +45,7 @@ from duetto.improvement import (
 )
 from duetto.losses import soft_target
 from duetto.nets import GaussianCriticEnsemble, SquashedGaussianActor
+from duetto.nets.encoder import encoded
 from duetto.nets.targets import polyak
 
 NAME = "dsac-t"
@@ -141,6 +142,8 @@ class DSACTConfig(OffPolicyConfig):
         sweep=True,
     )
     weight_init: str = weight_init_hp()
+    encoder: str = encoder_hp()
+    cnn_features: int = cnn_features_hp()
 
 
 CONFIG = DSACTConfig
@@ -185,9 +188,9 @@ class DSACTState(flax.struct.PyTreeNode):
     spec: EnvSpec = flax.struct.field(pytree_node=False)
 
 
-def _networks(
-    config: DSACTConfig, spec: EnvSpec
-) -> tuple[SquashedGaussianActor, GaussianCriticEnsemble]:
+def _networks(config: DSACTConfig, spec: EnvSpec) -> tuple[Any, Any]:
+    """The actor and the critic ensemble, each with its own encoder where the observation
+    needs one."""
     actor = SquashedGaussianActor(
         config.hidden,
         spec.action_dim,
@@ -202,7 +205,8 @@ def _networks(
         activation=config.activation,
         weight_init=config.weight_init,
     )
-    return actor, critic
+    init = config.weight_init
+    return encoded(actor, spec, config, init), encoded(critic, spec, config, init)
 
 
 def init(key: jax.Array, spec: EnvSpec, config: DSACTConfig, n_envs: int = 1) -> DSACTState:

@@ -7,7 +7,8 @@ Each update approximately solves the mirror-descent trust-region problem of iter
 
 by a fixed number m of full-batch gradient steps (no line search, no clipping), where π_θk is
 the policy that collected the rollout and the KL is the closed-form one of two Gaussians (or
-categoricals), in the reverse direction (new ‖ old). The step size t_k = 1 − k/K shrinks over
+categoricals, or of independent categoricals or bits, summed), in the reverse direction
+(new ‖ old). The step size t_k = 1 − k/K shrinks over
 the K iterations of the run, so the KL weight 1/t_k grows from 1 [code]. Then the value network
 is fitted: `n_epochs` passes of minibatches of `batch_size` on the clipped value loss (ε_v 0.2).
 Advantages are GAE(γ, λ), standardised over the rollout.
@@ -48,6 +49,7 @@ from duetto.contract import override
 from duetto.data.rollout import Rollout
 from duetto.envs.spec import EnvSpec
 from duetto.losses import gaussian_kl
+from duetto.nets import bernoulli_kl, categorical_kl, multi_categorical_kl
 
 __all__ = [
     "action_shape",
@@ -58,7 +60,7 @@ __all__ = [
 ]  # the interface, shared
 
 NAME = "mdpo"
-ACTION_SPACES = ("box", "discrete")
+ACTION_SPACES = ("box", "discrete", "multi_discrete", "binary")
 LOOP = "onpolicy"
 METRICS = ("policy_loss", "kl", "kl_weight", "value_loss", "entropy", "explained_variance")
 
@@ -148,10 +150,13 @@ def step_size(env_steps: jnp.ndarray, rollout_steps: int, schedule_steps: int) -
 
 def kl_divergence(spec: EnvSpec, dist: Any, old: Any) -> jnp.ndarray:
     """KL(π_θ(·|s) ‖ π_θk(·|s)) [B] in closed form: diagonal Gaussians (log σ state-independent,
-    broadcast) or categoricals."""
-    if spec.discrete:
-        log_p, log_q = jax.nn.log_softmax(dist, axis=-1), jax.nn.log_softmax(old, axis=-1)
-        return jnp.sum(jnp.exp(log_p) * (log_p - log_q), axis=-1)
+    broadcast), categoricals, or independent categoricals or bits (their KLs summed)."""
+    if spec.action_kind == "discrete":
+        return categorical_kl(dist, old)
+    if spec.action_kind == "multi_discrete":
+        return multi_categorical_kl(dist, old, spec.nvec)
+    if spec.action_kind == "binary":
+        return bernoulli_kl(dist, old)
     (mean, log_std), (old_mean, old_log_std) = dist, old
     return gaussian_kl(
         mean,

@@ -30,13 +30,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from duetto.config import hp, hparams_of, weight_init_hp
+from duetto.config import cnn_features_hp, encoder_hp, hp, hparams_of, weight_init_hp
 from duetto.contract import OffPolicyConfig, override
 from duetto.data.replay import Transition
 from duetto.envs.spec import EnvSpec
 from duetto.improvement import Sample, reparameterised_step, squashed_action, squashed_samples
 from duetto.losses import critic_regression
 from duetto.nets import MLP, CriticEnsemble, SquashedGaussianActor, squashed_gaussian_log_prob
+from duetto.nets.encoder import encoded
 from duetto.nets.targets import polyak
 
 NAME = "mdpo-off"
@@ -86,6 +87,8 @@ class MDPOOffConfig(OffPolicyConfig):
         False, "collect with the mean action after the warm-up, as the code does [code: True]"
     )
     weight_init: str = weight_init_hp()
+    encoder: str = encoder_hp()
+    cnn_features: int = cnn_features_hp()
 
 
 CONFIG = MDPOOffConfig
@@ -115,7 +118,9 @@ class MDPOOffState(flax.struct.PyTreeNode):
     spec: EnvSpec = flax.struct.field(pytree_node=False)
 
 
-def _networks(config: MDPOOffConfig, spec: EnvSpec) -> tuple[SquashedGaussianActor, Any, MLP]:
+def _networks(config: MDPOOffConfig, spec: EnvSpec) -> tuple[Any, Any, Any]:
+    """The actor, the Q ensemble and V, each with its own encoder where the observation needs
+    one."""
     actor = SquashedGaussianActor(
         config.hidden,
         spec.action_dim,
@@ -125,7 +130,8 @@ def _networks(config: MDPOOffConfig, spec: EnvSpec) -> tuple[SquashedGaussianAct
     )
     q = CriticEnsemble(config.hidden, n=config.n_critics, weight_init=config.weight_init)
     v = MLP(config.hidden, 1, weight_init=config.weight_init)
-    return actor, q, v
+    init = config.weight_init
+    return tuple(encoded(net, spec, config, init) for net in (actor, q, v))  # type: ignore[return-value]
 
 
 def init(key: jax.Array, spec: EnvSpec, config: MDPOOffConfig, n_envs: int = 1) -> MDPOOffState:

@@ -55,7 +55,7 @@ __all__ = [
 ]  # the interface, shared
 
 NAME = "ppo"
-ACTION_SPACES = ("box", "discrete")
+ACTION_SPACES = ("box", "discrete", "multi_discrete", "binary")
 LOOP = "onpolicy"
 # The scalar metrics `update` returns (the loops sum them without tracing update to learn it).
 METRICS = (

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from duetto.config import hp, hparams_of, weight_init_hp
+from duetto.config import cnn_features_hp, encoder_hp, hp, hparams_of, weight_init_hp
 from duetto.contract import OffPolicyConfig, override
 from duetto.data.replay import Transition
 from duetto.envs.spec import EnvSpec
@@ -32,6 +32,7 @@ from duetto.improvement import (
 )
 from duetto.losses import critic_regression, soft_target
 from duetto.nets import CriticEnsemble, SquashedGaussianActor
+from duetto.nets.encoder import encoded
 from duetto.nets.targets import polyak
 
 NAME = "sac"
@@ -82,6 +83,8 @@ class SACConfig(OffPolicyConfig):
         choices=("float32", "bfloat16"),
     )
     weight_init: str = weight_init_hp()
+    encoder: str = encoder_hp()
+    cnn_features: int = cnn_features_hp()
 
 
 CONFIG = SACConfig
@@ -118,7 +121,9 @@ class SACState(flax.struct.PyTreeNode):
     spec: EnvSpec = flax.struct.field(pytree_node=False)
 
 
-def _networks(config: SACConfig, spec: EnvSpec) -> tuple[SquashedGaussianActor, CriticEnsemble]:
+def _networks(config: SACConfig, spec: EnvSpec) -> tuple[Any, Any]:
+    """The actor and the critic ensemble, each with its own encoder where the observation
+    needs one (the ensemble's Q-functions share the critic's, as in SB3)."""
     dtype = jnp.dtype(config.matmul_dtype)
     actor = SquashedGaussianActor(
         config.hidden,
@@ -131,7 +136,8 @@ def _networks(config: SACConfig, spec: EnvSpec) -> tuple[SquashedGaussianActor, 
     critic = CriticEnsemble(
         config.hidden, n=config.n_critics, dtype=dtype, weight_init=config.weight_init
     )
-    return actor, critic
+    init = config.weight_init
+    return encoded(actor, spec, config, init, dtype), encoded(critic, spec, config, init, dtype)
 
 
 def init(key: jax.Array, spec: EnvSpec, config: SACConfig, n_envs: int = 1) -> SACState:

@@ -19,12 +19,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from duetto.config import hp, hparams_of, weight_init_hp
+from duetto.config import cnn_features_hp, encoder_hp, hp, hparams_of, weight_init_hp
 from duetto.contract import OffPolicyConfig, override
 from duetto.data.replay import Transition
 from duetto.envs.spec import EnvSpec
 from duetto.losses import critic_regression, soft_target
 from duetto.nets import CriticEnsemble, DeterministicActor
+from duetto.nets.encoder import encoded
 from duetto.nets.targets import polyak
 
 NAME = "td3"
@@ -70,6 +71,8 @@ class TD3Config(OffPolicyConfig):
         0.1, "σ of the Gaussian exploration noise, in action units [paper, CleanRL]", low=0
     )
     weight_init: str = weight_init_hp()
+    encoder: str = encoder_hp()
+    cnn_features: int = cnn_features_hp()
 
 
 CONFIG = TD3Config
@@ -121,11 +124,13 @@ class TD3State(flax.struct.PyTreeNode):
     spec: EnvSpec = flax.struct.field(pytree_node=False)
 
 
-def _networks(config: Any, spec: EnvSpec) -> tuple[DeterministicActor, CriticEnsemble]:
-    return (
-        DeterministicActor(config.hidden, spec.action_dim, weight_init=config.weight_init),
-        CriticEnsemble(config.hidden, n=config.n_critics, weight_init=config.weight_init),
-    )
+def _networks(config: Any, spec: EnvSpec) -> tuple[Any, Any]:
+    """The actor and the critic ensemble, each with its own encoder where the observation
+    needs one."""
+    actor = DeterministicActor(config.hidden, spec.action_dim, weight_init=config.weight_init)
+    critic = CriticEnsemble(config.hidden, n=config.n_critics, weight_init=config.weight_init)
+    init = config.weight_init
+    return encoded(actor, spec, config, init), encoded(critic, spec, config, init)
 
 
 def init(key: jax.Array, spec: EnvSpec, config: Any, n_envs: int = 1) -> TD3State:

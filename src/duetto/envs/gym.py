@@ -16,6 +16,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from duetto.envs.spaces import ObsEdge, layout_size, observation_layout
 from duetto.envs.spec import EnvSpec, log_scale
 from duetto.errors import DuettoError, did_you_mean
 
@@ -152,12 +153,8 @@ def env_spec(vec: gym.vector.VectorEnv, algo: str, action_spaces: tuple[str, ...
     """Check the spaces against what `algo` serves and describe them."""
     obs_space = vec.single_observation_space
     act_space = vec.single_action_space
-    if not isinstance(obs_space, gym.spaces.Box):
-        raise DuettoError(
-            f"{algo} needs a Box (vector) observation space; this env has "
-            f"{type(obs_space).__name__}. Flatten it with gymnasium.wrappers.FlattenObservation."
-        )
-    obs_dim = int(np.prod(obs_space.shape))
+    layout = observation_layout(obs_space, algo)  # envs/spaces.py: what duetto reads
+    obs_dim = layout_size(layout)
     if isinstance(act_space, gym.spaces.Box):
         if "box" not in action_spaces:
             raise DuettoError(f"{algo} cannot handle a continuous (Box) action space.")
@@ -168,7 +165,12 @@ def env_spec(vec: gym.vector.VectorEnv, algo: str, action_spaces: tuple[str, ...
                 f"high={act_space.high}. Wrap it with gymnasium.wrappers.ClipAction or "
                 "RescaleAction."
             )
-        return EnvSpec(obs_dim=obs_dim, action_dim=low.size, action_log_scale=log_scale(low, high))
+        return EnvSpec(
+            obs_dim=obs_dim,
+            action_dim=low.size,
+            action_log_scale=log_scale(low, high),
+            obs_layout=layout,
+        )
     if isinstance(act_space, gym.spaces.Discrete):
         if "discrete" not in action_spaces:
             raise DuettoError(
@@ -176,7 +178,23 @@ def env_spec(vec: gym.vector.VectorEnv, algo: str, action_spaces: tuple[str, ...
                 f"{act_space}. Use an algorithm for Discrete actions (see 'duetto list'), or a "
                 "continuous env such as Pendulum-v1."
             )
-        return EnvSpec(obs_dim=obs_dim, action_dim=int(act_space.n), discrete=True)
+        return EnvSpec(
+            obs_dim=obs_dim, action_dim=int(act_space.n), discrete=True, obs_layout=layout
+        )
+    multi = {gym.spaces.MultiDiscrete: "multi_discrete", gym.spaces.MultiBinary: "binary"}
+    kind = multi.get(type(act_space))
+    if kind is not None:
+        if kind not in action_spaces:
+            raise DuettoError(
+                f"{algo} cannot handle the action space {act_space}; it serves: "
+                f"{', '.join(action_spaces)}. Use an algorithm for {type(act_space).__name__} "
+                "actions (see 'duetto list': ppo and mdpo take them)."
+            )
+        if isinstance(act_space, gym.spaces.MultiDiscrete):
+            nvec = tuple(int(n) for n in np.asarray(act_space.nvec).ravel())
+            return EnvSpec(obs_dim=obs_dim, action_dim=len(nvec), nvec=nvec, obs_layout=layout)
+        bits = int(np.prod(act_space.shape or ()))
+        return EnvSpec(obs_dim=obs_dim, action_dim=bits, binary=True, obs_layout=layout)
     raise DuettoError(
         f"{algo} cannot handle the action space {act_space}; it serves: {', '.join(action_spaces)}."
     )
@@ -192,12 +210,15 @@ class ActionEdge:
 
     Box: the policy acts in [-1, 1] (values outside are clipped), rescaled to [low, high] and
     cast to the space's dtype. Discrete: the policy's index 0..n−1, shifted by the space's start.
+    MultiDiscrete: the indices [n, k], each shifted by its start, in the space's shape;
+    MultiBinary: the bits [n, k] in the space's shape.
     """
 
     def __init__(self, space: gym.spaces.Space):
         self.space = space
         self.discrete = isinstance(space, gym.spaces.Discrete)
-        if not self.discrete:
+        self.choices = isinstance(space, gym.spaces.MultiDiscrete | gym.spaces.MultiBinary)
+        if not (self.discrete or self.choices):
             assert isinstance(space, gym.spaces.Box)
             self.low, self.high = box_bounds(space)
 
@@ -206,18 +227,22 @@ class ActionEdge:
         space: Any = self.space
         if self.discrete:
             return (action.reshape(n) + space.start).astype(space.dtype)
+        if self.choices:
+            action = action.reshape((n, *space.shape))
+            return (action + getattr(space, "start", 0)).astype(space.dtype)
         scaled = to_env_action(action, self.low, self.high)
         return scaled.reshape((n, *space.shape)).astype(space.dtype)
 
 
-def final_observations(obs: np.ndarray, done: np.ndarray, info: dict) -> np.ndarray:
-    """The observation each sub-env reached in this step: the true final one where an episode
-    ended (SAME_STEP autoreset already put the next episode's first observation in `obs`)."""
+def final_observations(edge: ObsEdge, obs: Any, done: np.ndarray, info: dict) -> np.ndarray:
+    """The observation each sub-env reached in this step, flat [n, obs_dim]: the true final
+    one where an episode ended (SAME_STEP autoreset already put the next episode's first
+    observation in `obs`; `info["final_obs"]` holds each ended sub-env's own)."""
     if not done.any():
-        return obs
-    next_obs = obs.copy()
+        return edge(obs, len(done))
+    next_obs = np.array(edge(obs, len(done)))  # a copy: rows are replaced below
     for i in np.flatnonzero(done):
-        next_obs[i] = info["final_obs"][i]
+        next_obs[i] = edge.one(info["final_obs"][i])
     return next_obs
 
 

@@ -23,12 +23,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from duetto.envs.spaces import layout_size, observation_layout
 from duetto.envs.spec import EnvSpec, log_scale
 from duetto.errors import DuettoError, did_you_mean
 
 PREFIX = "gymnax:"
 # The gymnax environments duetto tests and documents (others registered by gymnax also work
-# when their observations are flat vectors and their actions Discrete or Box).
+# when their observations are Box or Discrete and their actions Discrete or Box).
 TESTED = ("CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCarContinuous-v0")
 # gymnax's classic-control envs by id: the class names in gymnax.environments.classic_control.
 CLASSIC = {
@@ -71,6 +72,7 @@ class JaxEnv:
     high: np.ndarray | None
     max_steps: int  # the time limit, which bounds an evaluation episode
     own_step: bool = False  # the env overrides gymnax's `step`: step through it
+    observation_space: Any = None  # as a Gymnasium space (envs/spaces.py reads it)
 
     def reset(self, key: jax.Array, n: int) -> tuple[jnp.ndarray, Any]:
         """n fresh episodes: (obs [n, obs_dim], env states [n])."""
@@ -230,12 +232,32 @@ def _gymnax_make(name: str) -> tuple[Any, Any, types.ModuleType]:
     return (*gymnax.make(name), spaces)
 
 
+def gymnasium_space(space: Any, spaces: types.ModuleType, env_id: str) -> Any:
+    """A gymnax observation space as the Gymnasium space it stands for: a Box (its bounds
+    broadcast to its shape) or a Discrete; one DuettoError for the others."""
+    import gymnasium as gym
+
+    if isinstance(space, spaces.Discrete):
+        return gym.spaces.Discrete(int(space.n))
+    if isinstance(space, spaces.Box):
+        shape, dtype = tuple(space.shape), np.dtype(space.dtype)
+        low = np.broadcast_to(np.asarray(space.low, dtype), shape)
+        high = np.broadcast_to(np.asarray(space.high, dtype), shape)
+        return gym.spaces.Box(low, high, shape, dtype)
+    raise DuettoError(
+        f"'{env_id}' has {type(space).__name__} observations; the fused loop takes gymnax envs "
+        "with Box or Discrete observations. Train a Gymnasium version of the env on the host "
+        "loop, which reads Dict observations."
+    )
+
+
 def make_jax_env(env_id: str, algo: str, action_spaces: tuple[str, ...]) -> JaxEnv:
     """The gymnax env for "gymnax:<name>", checked against what `algo` serves."""
     env, params, spaces = _gymnax_make(env_id.removeprefix(PREFIX))
-    obs_space = env.observation_space(params)
+    obs_space = gymnasium_space(env.observation_space(params), spaces, env_id)
     act_space = env.action_space(params)
-    obs_dim = int(np.prod(obs_space.shape))
+    layout = observation_layout(obs_space, algo)
+    obs_dim = layout_size(layout)
     if isinstance(act_space, spaces.Discrete):
         if "discrete" not in action_spaces:
             raise DuettoError(
@@ -243,7 +265,9 @@ def make_jax_env(env_id: str, algo: str, action_spaces: tuple[str, ...]) -> JaxE
                 f"({act_space.n}) actions. Use ppo for it, or a continuous env such as "
                 "gymnax:Pendulum-v1."
             )
-        spec = EnvSpec(obs_dim=obs_dim, action_dim=int(act_space.n), discrete=True)
+        spec = EnvSpec(
+            obs_dim=obs_dim, action_dim=int(act_space.n), discrete=True, obs_layout=layout
+        )
         low = high = None
     elif isinstance(act_space, spaces.Box):
         if "box" not in action_spaces:
@@ -251,9 +275,13 @@ def make_jax_env(env_id: str, algo: str, action_spaces: tuple[str, ...]) -> JaxE
         shape = act_space.shape or (1,)
         low = np.broadcast_to(np.asarray(act_space.low, np.float32), shape).ravel()
         high = np.broadcast_to(np.asarray(act_space.high, np.float32), shape).ravel()
-        spec = EnvSpec(obs_dim=obs_dim, action_dim=low.size, action_log_scale=log_scale(low, high))
+        spec = EnvSpec(
+            obs_dim=obs_dim,
+            action_dim=low.size,
+            action_log_scale=log_scale(low, high),
+            obs_layout=layout,
+        )
     else:
         raise DuettoError(f"{algo} cannot handle the action space of '{env_id}' ({act_space}).")
-    return JaxEnv(
-        env_id, env, params, spec, low, high, int(params.max_steps_in_episode), _own_step(env)
-    )
+    max_steps = int(params.max_steps_in_episode)
+    return JaxEnv(env_id, env, params, spec, low, high, max_steps, _own_step(env), obs_space)

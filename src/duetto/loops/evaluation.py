@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 from duetto.envs.gym import ActionEdge, check_finite
+from duetto.envs.spaces import ObsEdge
 
 # Steps after which an evaluation episode is cut when the env has no time limit of its own
 # (an env that never ends would otherwise hang the evaluation).
@@ -23,20 +24,21 @@ def evaluate_policy(
     max_steps: int | None = None,
 ) -> dict[str, Any]:
     """Run one episode in each of vec's sub-envs (sub-env i seeded seed + i) with `policy`
-    (obs [n, obs_dim] -> policy actions, see ActionEdge), each to its end or for at most
-    `max_steps` steps (None: UNLIMITED_EPISODE_CAP, with a warning when it cuts an episode);
-    returns the returns and lengths and their stats."""
+    (flat obs [n, obs_dim] as ObsEdge makes them -> policy actions, see ActionEdge), each to its
+    end or for at most `max_steps` steps (None: UNLIMITED_EPISODE_CAP, with a warning when it
+    cuts an episode); returns the returns and lengths and their stats."""
     n = vec.num_envs
     cap = max_steps or UNLIMITED_EPISODE_CAP
     edge = ActionEdge(vec.single_action_space)
+    obs_edge = ObsEdge(vec.single_observation_space)
     obs, _ = vec.reset(seed=seed)
     returns = np.zeros(n)
     lengths = np.zeros(n, dtype=np.int64)
     running = np.ones(n, dtype=bool)
     while running.any() and lengths.max() < cap:
-        action = edge(policy(np.asarray(obs, np.float32).reshape(n, -1)), n)
+        action = edge(policy(obs_edge(obs, n)), n)
         obs, reward, terminated, truncated, _ = vec.step(action)
-        check_finite(int(lengths.max()), observation=obs, reward=reward)
+        check_finite(int(lengths.max()), observation=obs_edge(obs, n), reward=reward)
         returns += np.where(running, reward, 0.0)
         lengths += running
         running &= ~(terminated | truncated)

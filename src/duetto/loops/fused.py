@@ -35,6 +35,7 @@ from duetto.data.replay import Replay, Transition, replay_add, replay_init
 from duetto.data.rollout import Rollout
 from duetto.devices import runs_sharding
 from duetto.envs.jaxenv import JaxEnv, StepNoise, make_jax_env
+from duetto.envs.spaces import ObsEdge
 from duetto.errors import DuettoError
 from duetto.loops.compiled import ONCE_OPTIONS, TRAIN_OPTIONS, Program
 from duetto.loops.offpolicy import maybe_gradient_steps, warmup_action
@@ -371,8 +372,8 @@ class FusedRunner:
         return self.loop_state.algo
 
     @property
-    def obs_shape(self) -> tuple[int, ...]:
-        return (self.jax_env.spec.obs_dim,)
+    def obs_edge(self) -> ObsEdge:
+        return ObsEdge(self.jax_env.observation_space)
 
     @property
     def devices(self) -> int:
@@ -428,7 +429,7 @@ class FusedRunner:
 
     def act(self, run: int, obs: np.ndarray, key: Any) -> np.ndarray:
         state = jax.tree.map(lambda leaf: leaf[run], self.algo_state)
-        x = jnp.asarray(obs, jnp.float32).reshape(obs.shape[0], -1)
+        x = jnp.asarray(obs, jnp.float32)  # [n, obs_dim], made by obs_edge
         action = self._policy(state, x) if key is None else self._sample(state, x, key)
         return np.asarray(self.jax_env.to_env(action))
 

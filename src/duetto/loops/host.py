@@ -35,6 +35,7 @@ from duetto.envs.gym import (
     sub_envs,
     wrap_vector_env,
 )
+from duetto.envs.spaces import ObsEdge
 from duetto.envs.spec import EnvSpec
 from duetto.errors import DuettoError
 from duetto.loops.compiled import ONCE_OPTIONS, Program
@@ -141,6 +142,7 @@ class HostLoop:
         if state is None:
             state = self.init_state(jax.random.PRNGKey(seed))
         self.edge = ActionEdge(vec.single_action_space)
+        self.obs_edge = ObsEdge(vec.single_observation_space)
         self.packing = Packing(self._without_big(state))
         programs = self.make_programs(algo, config, self.n_envs)
         self.programs = compile_packed(programs, self.packing, self.big, self.compile_options)
@@ -206,19 +208,14 @@ class HostLoop:
     def env_steps(self) -> int:
         return self._env_steps
 
-    @property
-    def obs_shape(self) -> tuple[int, ...]:
-        return tuple(self.vec.single_observation_space.shape or ())
-
     # ---- running ----------------------------------------------------------------------------
 
     def reset(self) -> None:
         """Start the sub-envs (sub-env i gets seed + i) and choose the first action."""
         obs, _ = self.vec.reset(seed=self.seed)
-        check_finite(self.env_steps, observation=obs)
-        self.carry, self.action = self.programs.start(
-            self.carry, jnp.asarray(obs, jnp.float32).reshape(self.n_envs, -1)
-        )
+        flat = self.obs_edge(obs, self.n_envs)
+        check_finite(self.env_steps, observation=flat)
+        self.carry, self.action = self.programs.start(self.carry, jnp.asarray(flat))
 
     def planned(self, steps: int) -> int:
         return steps
@@ -233,7 +230,7 @@ class HostLoop:
         while self.env_steps < target:
             obs, reward, terminated, truncated, info = vec.step(self.edge(self.action, n))
             done = terminated | truncated
-            next_obs = final_observations(obs, done, info)
+            next_obs = final_observations(self.obs_edge, obs, done, info)
             check_finite(self.env_steps, observation=next_obs, reward=reward)
             program = (
                 self.programs.train if self.use_train(self.env_steps) else self.programs.collect
@@ -241,10 +238,10 @@ class HostLoop:
             self.carry, self.action = program(
                 self.carry,
                 np.asarray(reward, np.float32),
-                np.asarray(next_obs, np.float32).reshape(n, -1),
+                next_obs,
                 np.asarray(terminated, np.float32),
                 np.asarray(done, np.float32),
-                np.asarray(obs, np.float32).reshape(n, -1),
+                self.obs_edge(obs, n),
             )
             self._env_steps += n
             self.episodes.record(reward, done)
@@ -287,7 +284,7 @@ class HostLoop:
         return np.asarray([result["returns"]]), np.asarray([result["lengths"]])
 
     def act(self, run: int, obs: np.ndarray, key: Any) -> np.ndarray:
-        x = jnp.asarray(obs, jnp.float32).reshape(obs.shape[0], -1)
+        x = jnp.asarray(obs, jnp.float32)  # [n, obs_dim], made by obs_edge
         if key is None:
             action = self._policy(self.algo_state, x)
         else:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from duetto.contract import Algorithm, Config
+from duetto.envs.spaces import ObsEdge
 
 
 class Runner(Protocol):
@@ -44,8 +45,9 @@ class Runner(Protocol):
         ...
 
     @property
-    def obs_shape(self) -> tuple[int, ...]:
-        """The shape of one observation as the env gives it."""
+    def obs_edge(self) -> ObsEdge:
+        """What turns the env's observations into the flat vectors [n, obs_dim] that `act`
+        takes (envs/spaces.py)."""
         ...
 
     def advance(self, steps: int, chunk: int, hook: Callable[[int], bool]) -> None:
@@ -74,7 +76,7 @@ class Runner(Protocol):
         ...
 
     def act(self, run: int, obs: np.ndarray, key: Any) -> np.ndarray:
-        """Run `run`'s policy actions for obs [n, *obs_shape] in the env's terms; key None:
+        """Run `run`'s policy actions for flat obs [n, obs_dim] in the env's terms; key None:
         deterministic."""
         ...
 

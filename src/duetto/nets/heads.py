@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from duetto.nets.mlp import MLP
 
@@ -54,7 +55,8 @@ def sample_squashed(
 
 
 class CategoricalActor(nn.Module):
-    """obs [B, obs_dim] -> logits [B, n] of a categorical policy."""
+    """obs [B, obs_dim] -> logits [B, n] of a categorical policy (or of several independent
+    categoricals side by side, or of independent bits)."""
 
     hidden: Sequence[int]
     n: int
@@ -119,6 +121,67 @@ def categorical_entropy(logits: jnp.ndarray) -> jnp.ndarray:
     """−Σ p log p over the last axis."""
     log_p = jax.nn.log_softmax(logits, axis=-1)
     return -jnp.sum(jnp.exp(log_p) * log_p, axis=-1)
+
+
+def categorical_kl(logits: jnp.ndarray, other: jnp.ndarray) -> jnp.ndarray:
+    """KL(p ‖ q) = Σ p (log p − log q) of the categoricals with logits [..., n] -> [...]."""
+    log_p, log_q = jax.nn.log_softmax(logits, axis=-1), jax.nn.log_softmax(other, axis=-1)
+    return jnp.sum(jnp.exp(log_p) * (log_p - log_q), axis=-1)
+
+
+def split_logits(logits: jnp.ndarray, nvec: Sequence[int]) -> list[jnp.ndarray]:
+    """The logits [..., Σ nvec] of independent categoricals, one [..., n_i] per dimension."""
+    return jnp.split(logits, np.cumsum(nvec)[:-1].tolist(), axis=-1)
+
+
+def multi_categorical_log_prob(
+    logits: jnp.ndarray, action: jnp.ndarray, nvec: Sequence[int]
+) -> jnp.ndarray:
+    """log π(a) = Σ_i log softmax(logits_i)[a_i], independent categoricals (SB3's
+    MultiCategoricalDistribution): logits [..., Σ nvec], action [..., len(nvec)] -> [...]."""
+    parts = split_logits(logits, nvec)
+    terms = [categorical_log_prob(part, action[..., i]) for i, part in enumerate(parts)]
+    return jnp.stack(terms, axis=-1).sum(axis=-1)
+
+
+def multi_categorical_entropy(logits: jnp.ndarray, nvec: Sequence[int]) -> jnp.ndarray:
+    """Σ_i H[softmax(logits_i)]: [..., Σ nvec] -> [...]."""
+    terms = [categorical_entropy(part) for part in split_logits(logits, nvec)]
+    return jnp.stack(terms, axis=-1).sum(axis=-1)
+
+
+def multi_categorical_kl(
+    logits: jnp.ndarray, other: jnp.ndarray, nvec: Sequence[int]
+) -> jnp.ndarray:
+    """Σ_i KL of the i-th categoricals: [..., Σ nvec] -> [...]."""
+    pairs = zip(split_logits(logits, nvec), split_logits(other, nvec), strict=True)
+    return jnp.stack([categorical_kl(p, q) for p, q in pairs], axis=-1).sum(axis=-1)
+
+
+def multi_categorical_mode(logits: jnp.ndarray, nvec: Sequence[int]) -> jnp.ndarray:
+    """argmax of each categorical: [..., Σ nvec] -> int [..., len(nvec)]."""
+    parts = split_logits(logits, nvec)
+    return jnp.stack([jnp.argmax(part, axis=-1) for part in parts], axis=-1)
+
+
+def bernoulli_log_prob(logits: jnp.ndarray, action: jnp.ndarray) -> jnp.ndarray:
+    """log π(a) = Σ_k a_k log σ(l_k) + (1 − a_k) log σ(−l_k), independent bits (SB3's
+    BernoulliDistribution): logits [..., K], action [..., K] in {0, 1} -> [...]."""
+    a = action.astype(logits.dtype)
+    return -jnp.sum(a * jax.nn.softplus(-logits) + (1.0 - a) * jax.nn.softplus(logits), axis=-1)
+
+
+def bernoulli_entropy(logits: jnp.ndarray) -> jnp.ndarray:
+    """Σ_k −p log p − (1 − p) log(1 − p) = Σ_k softplus(l) − p·l, p = σ(l): [..., K] -> [...]."""
+    return jnp.sum(jax.nn.softplus(logits) - jax.nn.sigmoid(logits) * logits, axis=-1)
+
+
+def bernoulli_kl(logits: jnp.ndarray, other: jnp.ndarray) -> jnp.ndarray:
+    """Σ_k p (log p − log q) + (1 − p)(log(1 − p) − log(1 − q)): [..., K] -> [...]."""
+    p = jax.nn.sigmoid(logits)
+    log_p, log_q = -jax.nn.softplus(-logits), -jax.nn.softplus(-other)
+    log_1p, log_1q = -jax.nn.softplus(logits), -jax.nn.softplus(other)
+    return jnp.sum(p * (log_p - log_q) + (1.0 - p) * (log_1p - log_1q), axis=-1)
 
 
 class DeterministicActor(nn.Module):

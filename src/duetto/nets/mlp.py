@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -12,6 +13,25 @@ import jax.numpy as jnp
 # "gelu" is the exact (erf) GELU, PyTorch's nn.GELU default, as the DSAC-T code uses.
 WEIGHT_INITS = ("lecun", "orthogonal", "torch")
 ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "gelu": partial(nn.gelu, approximate=False)}
+
+
+def layer_init(weight_init: str, gain: float | jax.Array, fan_in: int) -> dict[str, Any]:
+    """The initialisers of a dense or convolutional layer with `fan_in` inputs per output (a
+    convolution's: kernel height × width × input channels), as keywords of nn.Dense or nn.Conv
+    (see MLP for the choices; `gain` is the orthogonal one's)."""
+    if weight_init not in WEIGHT_INITS:
+        raise ValueError(f"weight_init must be one of {WEIGHT_INITS}, not {weight_init!r}.")
+    if weight_init == "orthogonal":
+        return {"kernel_init": nn.initializers.orthogonal(gain)}
+    if weight_init == "torch":
+        bound = 1.0 / fan_in**0.5
+
+        def bias_init(key: jax.Array, shape: tuple, dtype: jnp.dtype = jnp.float32) -> jax.Array:
+            return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+        kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+        return {"kernel_init": kernel_init, "bias_init": bias_init}
+    return {}
 
 
 class MLP(nn.Module):
@@ -43,20 +63,7 @@ class MLP(nn.Module):
         act = ACTIVATIONS[self.activation]
 
         def dense(width: int, gain: float | jax.Array, fan_in: int) -> nn.Dense:
-            if self.weight_init == "orthogonal":
-                init = nn.initializers.orthogonal(gain)
-                return nn.Dense(width, dtype=self.dtype, kernel_init=init)
-            if self.weight_init == "torch":
-                bound = 1.0 / fan_in**0.5
-
-                def bias_init(key: jax.Array, shape: tuple, dtype: jnp.dtype = jnp.float32):
-                    return jax.random.uniform(key, shape, dtype, -bound, bound)
-
-                kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
-                return nn.Dense(
-                    width, dtype=self.dtype, kernel_init=kernel_init, bias_init=bias_init
-                )
-            return nn.Dense(width, dtype=self.dtype)
+            return nn.Dense(width, dtype=self.dtype, **layer_init(self.weight_init, gain, fan_in))
 
         for width in self.hidden:
             x = act(dense(width, jnp.sqrt(2.0), x.shape[-1])(x))
