@@ -104,6 +104,7 @@ def test_examples_run(tmp_path):
         "ppo_seeds.py": [],
         "compare_algorithms.py": ["2000"],  # 2,000 steps per seed instead of 4,000
         "mdpo.py": ["300", "2048"],  # short: that both variants run (learning: test_mdpo)
+        "spaces.py": [],
     }
     for name, args in examples.items():
         r = subprocess.run(
@@ -121,6 +122,8 @@ def test_examples_run(tmp_path):
             assert (tmp_path / "pendulum_curves.png").exists()
             assert (tmp_path / "pendulum_report" / "profiles.png").exists()
             assert "FutureWarning" not in r.stderr, r.stderr[-2000:]
+        if name == "spaces.py":
+            assert "loaded model's action" in r.stdout and "FrozenLake" in r.stdout, r.stdout
         if name == "mdpo.py":
             assert "off-policy MDPO, Pendulum, return per seed" in r.stdout
             assert (tmp_path / "mdpo-on-run" / "curve.png").exists()

@@ -156,6 +156,10 @@ def test_nature_cnn_gives_its_features_and_refuses_small_images_in_one_line():
     assert "encoder='minatar'" in message and "encoder='flatten'" in message
     out, _ = encode(small, np.zeros((1, 35, 35, 3), np.uint8), "minatar")
     assert out.shape == (1, 128)
+    in_dict = observation_layout(gym.spaces.Dict({"image": space}))  # SB3's CombinedExtractor
+    module = ObsEncoder(in_dict)
+    shapes = jax.eval_shape(module.init, jax.random.PRNGKey(0), jnp.zeros((1, 4800)))
+    assert shapes["params"]["cnn_image"]["Dense_0"]["kernel"].shape == (64, 256)
 
 
 def test_minatar_encoder_reads_three_dimensional_boxes_as_images():

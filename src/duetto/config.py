@@ -75,8 +75,8 @@ def cnn_features_hp() -> Any:
     return hp(
         0,
         "width of the CNN's dense output layer; 0 = the CNN's own: 512 for nature [Mnih et al. "
-        "2015; SB3 NatureCNN; SB3's CombinedExtractor uses 256 per image of a Dict], 128 for "
-        "minatar [Young & Tian 2019]",
+        "2015; SB3 NatureCNN], 256 for nature on an image in a Dict [SB3 CombinedExtractor], "
+        "128 for minatar [Young & Tian 2019]",
         low=0,
     )
 

@@ -8,7 +8,9 @@ concatenated one-hots of their sub-spaces, MultiBinary bits as floats, and image
 The CNN (the `encoder` hyperparameter):
 - "nature": the Nature-CNN of Mnih et al. (2015), as SB3's NatureCNN: convolutions of 32 8×8
   filters, stride 4; 64 4×4, stride 2; 64 3×3, stride 1 (ReLU, no padding), flattened, then a
-  dense layer of 512 and ReLU. Images must be at least 36×36.
+  dense layer of 512 and ReLU (256 for an image in a Dict, as SB3's CombinedExtractor has it:
+  512 ReLU features beside a few one-hot ones saturate the tanh MLP of PPO, which then does not
+  learn from the small ones). Images must be at least 36×36.
 - "minatar": MinAtar's network (Young & Tian 2019, MinAtar's examples/dqn.py): one convolution
   of 16 3×3 filters, stride 1, then a dense layer of 128 and ReLU, for small images (≥ 3×3).
   It also reads every three-dimensional Box as an image, unscaled (as SB3 does with
@@ -41,6 +43,7 @@ CNNS: dict[str, tuple[tuple[tuple[int, int, int], ...], int]] = {
     "nature": (((32, 8, 4), (64, 4, 2), (64, 3, 1)), 512),
     "minatar": (((16, 3, 1),), 128),
 }
+DICT_NATURE_FEATURES = 256  # SB3's CombinedExtractor: cnn_output_dim per image key
 
 
 def conv_output(size: int, convs: tuple[tuple[int, int, int], ...]) -> int:
@@ -118,7 +121,8 @@ class CNN(nn.Module):
 
 class ObsEncoder(nn.Module):
     """obs [..., obs_dim] flat -> [..., features]: each part of `layout` read as the module
-    docstring says, concatenated. `cnn_features` 0 takes the CNN's own width."""
+    docstring says, concatenated. `cnn_features` 0 takes the CNN's own width (the Nature CNN's
+    in a Dict: SB3's 256)."""
 
     layout: Layout
     encoder: str = "nature"
@@ -153,6 +157,8 @@ class ObsEncoder(nn.Module):
         if seg.channels_first:
             image = image.transpose(0, 2, 3, 1)
         convs, width = CNNS[self.encoder]
+        if seg.key is not None and self.encoder == "nature":
+            width = DICT_NATURE_FEATURES
         name = "cnn" if seg.key is None else f"cnn_{seg.key}"
         cnn = CNN(convs, self.cnn_features or width, self.weight_init, self.dtype, name=name)
         return cnn(image)
