@@ -321,6 +321,16 @@ def test_spaces_duetto_cannot_read_get_one_message():
         duetto.SAC(CueEnv("box", "multi_discrete"), seed=0, run_dir=False)
 
 
+def test_a_replay_that_cannot_fit_is_refused_before_it_is_made():
+    """Images stay float32 in the replay: a big buffer of them is one clear message, on both
+    loops, not a crash of the allocation."""
+    with pytest.raises(DuettoError, match=r"needs [\d,.]+ GiB.*lower buffer_size") as e:
+        duetto.SAC(CueEnv("image", "box"), seed=0, run_dir=False, buffer_size=10**8)
+    assert "\n" not in str(e.value)
+    with pytest.raises(DuettoError, match="for each of 2 runs"):
+        duetto.SAC("gymnax:Pendulum-v1", seeds=[0, 1], run_dir=False, buffer_size=10**12)
+
+
 def test_gymnax_discrete_observations_are_read_one_hot():
     jax_env = make_jax_env("gymnax:FrozenLake-misc", "ppo", ("discrete",))
     (segment,) = jax_env.spec.obs_layout

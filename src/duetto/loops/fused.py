@@ -38,7 +38,7 @@ from duetto.envs.jaxenv import JaxEnv, StepNoise, make_jax_env
 from duetto.envs.spaces import ObsEdge
 from duetto.errors import DuettoError
 from duetto.loops.compiled import ONCE_OPTIONS, TRAIN_OPTIONS, Program
-from duetto.loops.offpolicy import maybe_gradient_steps, warmup_action
+from duetto.loops.offpolicy import check_replay_memory, maybe_gradient_steps, warmup_action
 from duetto.runs.checkpoint import restore_state
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with training envs
@@ -114,6 +114,8 @@ class FusedLoop:
         """Lay out the state of n runs (`place`), and with `train` start compiling the train
         program in the background while the caller builds the state (loops/compiled.py:
         Program.prepare)."""
+        if not self.on_policy:
+            check_replay_memory(self.config, self.env.spec, n_runs)
         self.sharding = runs_sharding(n_runs)
         self._layout = jax.tree.map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.sharding),

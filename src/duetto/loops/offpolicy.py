@@ -13,6 +13,7 @@ The loop knows an algorithm only by the contract (duetto/contract.py): its modul
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import flax
@@ -22,6 +23,7 @@ import jax.numpy as jnp
 from duetto.contract import Algorithm, OffPolicyConfig
 from duetto.data.replay import Replay, Transition, replay_add, replay_init, replay_sample
 from duetto.envs.spec import EnvSpec
+from duetto.errors import DuettoError
 from duetto.loops.host import HostKind, HostLoop, Programs
 
 
@@ -36,6 +38,36 @@ class OffPolicyState(flax.struct.PyTreeNode):
     env_steps: jnp.ndarray  # int32 [], env steps taken (summed over sub-envs)
     metric_sums: dict[str, jnp.ndarray]  # running sums of the update metrics
     metric_count: jnp.ndarray  # int32 [], number of update calls summed
+
+
+def memory_bytes() -> int | None:
+    """The memory the replays live in: the accelerators' together, or this machine's (CPU
+    devices share it); None when it cannot be told."""
+    devices = jax.devices()
+    if devices[0].platform != "cpu":
+        stats = devices[0].memory_stats() or {}
+        return int(stats["bytes_limit"]) * len(devices) if "bytes_limit" in stats else None
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_replay_memory(config: OffPolicyConfig, spec: EnvSpec, n_runs: int = 1) -> None:
+    """One DuettoError, before anything is allocated, when the replays of `n_runs` runs cannot
+    fit in memory: they are preallocated, with observations as float32 vectors (images too:
+    a 1M-transition replay of 84×84×3 pixels is 170 GB)."""
+    row = 4 * (2 * spec.obs_dim + spec.action_dim + 2)  # obs, next_obs, action, reward, terminated
+    need, have = n_runs * config.buffer_size * row, memory_bytes()
+    if have is None or need <= have:
+        return
+    fits = max(have // (2 * n_runs * row), 1)
+    runs = f" for each of {n_runs} runs" if n_runs > 1 else ""
+    raise DuettoError(
+        f"a replay of buffer_size={config.buffer_size:,} transitions of {spec.obs_dim:,} "
+        f"observation values{runs} needs {need / 2**30:,.1f} GiB, more than the "
+        f"{have / 2**30:,.1f} GiB of memory here: lower buffer_size (e.g. buffer_size={fits:,})."
+    )
 
 
 def build_state(
@@ -191,6 +223,7 @@ class OffPolicyLoop(HostLoop):
     make_programs = staticmethod(make_programs)
 
     def build_state(self, key: jax.Array) -> OffPolicyState:
+        check_replay_memory(self.config, self.spec)
         return build_state(self.algo, key, self.spec, self.config, self.n_envs)
 
     def use_train(self, env_steps: int) -> bool:
