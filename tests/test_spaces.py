@@ -18,7 +18,7 @@ from duetto.algorithms import AGENTS, ALGORITHMS
 from duetto.config import build_config
 from duetto.data.normalize import stats_init
 from duetto.envs.gym import ActionEdge, env_spec, make_vector_env
-from duetto.envs.jaxenv import make_jax_env
+from duetto.envs.jaxenv import gymnasium_space, make_jax_env
 from duetto.envs.spaces import ObsEdge, layout_size, observation_layout
 from duetto.envs.spec import EnvSpec
 from duetto.errors import DuettoError
@@ -160,6 +160,14 @@ def test_nature_cnn_gives_its_features_and_refuses_small_images_in_one_line():
     module = ObsEncoder(in_dict)
     shapes = jax.eval_shape(module.init, jax.random.PRNGKey(0), jnp.zeros((1, 4800)))
     assert shapes["params"]["cnn_image"]["Dense_0"]["kernel"].shape == (64, 256)
+
+
+def test_channels_first_images_are_read_as_channels_last_ones():
+    image = np.random.default_rng(1).integers(0, 256, (2, 40, 44, 3), dtype=np.uint8)
+    last, params = encode(gym.spaces.Box(0, 255, (40, 44, 3), np.uint8), image, n=2)
+    first = ObsEncoder(observation_layout(gym.spaces.Box(0, 255, (3, 40, 44), np.uint8)))
+    flat = jnp.asarray(image.transpose(0, 3, 1, 2).reshape(2, -1), jnp.float32)
+    np.testing.assert_allclose(jax.jit(first.apply)(params, flat), last, rtol=1e-5, atol=1e-6)
 
 
 def test_minatar_encoder_reads_three_dimensional_boxes_as_images():
@@ -331,10 +339,13 @@ def test_a_replay_that_cannot_fit_is_refused_before_it_is_made():
         duetto.SAC("gymnax:Pendulum-v1", seeds=[0, 1], run_dir=False, buffer_size=10**12)
 
 
-def test_gymnax_discrete_observations_are_read_one_hot():
+def test_gymnax_discrete_observations_are_read_one_hot_and_dicts_refused():
     jax_env = make_jax_env("gymnax:FrozenLake-misc", "ppo", ("discrete",))
     (segment,) = jax_env.spec.obs_layout
     assert (segment.kind, segment.nvec, jax_env.spec.obs_dim) == ("discrete", (16,), 1)
+    spaces = __import__("gymnax.environments.spaces", fromlist=["Dict"])
+    with pytest.raises(DuettoError, match="Box or Discrete observations"):
+        gymnasium_space(spaces.Dict({"x": spaces.Discrete(2)}), spaces, "gymnax:Mine")
 
 
 # ---- learning -------------------------------------------------------------------------------
