@@ -31,20 +31,22 @@ class CueEnv(gym.Env):
     """Each step shows a cue (one of `n`) in the observation; the action that answers it pays
     1 (the multi-action variants pay the fraction of sub-actions right). Episodes of 8 steps.
 
-    observation "discrete": Discrete(4, start=1), the cue permuted; "dict": the cue split over
-    a Discrete and a MultiBinary key, beside a Box of noise; "image": a 36×36 uint8 picture
-    bright on the cue's half; "box": the cue's sign. Without reading the observation a policy
-    returns at most 2 (discrete, dict), 4 (image, multi_discrete) or 5.3 (binary)."""
+    observation "discrete": Discrete(4, start=1), the cue permuted; "dict": the cue's three bits
+    in a Discrete, a MultiBinary and a MultiDiscrete key (beside a value it does not need),
+    with a Box of noise; "image": a 36×36 uint8 picture bright on the cue's half; "box": the
+    cue's sign. Without reading the observation a policy returns at most 2 (discrete), 1
+    (dict), 4 (image, multi_discrete) or 5.3 (binary)."""
 
     def __init__(self, observation: str = "discrete", action: str = "discrete"):
         self.kind, self.action_kind = observation, action
-        self.n = {"discrete": 4, "dict": 4, "image": 2, "box": 2}[observation]
+        self.n = {"discrete": 4, "dict": 8, "image": 2, "box": 2}[observation]
         self.observation_space = {
             "discrete": gym.spaces.Discrete(4, start=1),
             "dict": gym.spaces.Dict(
                 {
                     "cue": gym.spaces.Discrete(2),
                     "bit": gym.spaces.MultiBinary(1),
+                    "pair": gym.spaces.MultiDiscrete([3, 2], start=[0, 5]),
                     "noise": gym.spaces.Box(-1, 1, (2,), np.float32),
                 }
             ),
@@ -64,7 +66,9 @@ class CueEnv(gym.Env):
             return (self.cue * 3) % 4 + 1
         if self.kind == "dict":
             noise = self.np_random.uniform(-1, 1, 2).astype(np.float32)
-            return {"cue": self.cue // 2, "bit": np.array([self.cue % 2], np.int8), "noise": noise}
+            pair = np.array([self.np_random.integers(3), 5 + self.cue // 4])
+            bit = np.array([self.cue % 2], np.int8)
+            return {"cue": self.cue // 2 % 2, "bit": bit, "pair": pair, "noise": noise}
         if self.kind == "image":
             image = np.zeros((36, 36, 1), np.uint8)
             image[:, 18 * self.cue : 18 * (self.cue + 1)] = 255
@@ -84,8 +88,8 @@ class CueEnv(gym.Env):
             reward = float(np.mean(action == ((2, 0) if self.cue else (0, 1))))
         elif self.action_kind == "binary":
             reward = float(np.mean(action == ((1, 0, 1) if self.cue else (0, 1, 1))))
-        else:  # the cue's point in [-0.75, 0.75], as closely as possible
-            reward = 1.0 - abs(float(action[0]) - (self.cue - 1.5) / 2)
+        else:  # the cue's point in [-0.875, 0.875], as closely as possible
+            reward = 1.0 - abs(float(action[0]) - (self.cue - (self.n - 1) / 2) / (self.n / 2))
         self.t += 1
         return self._observe(), reward, False, self.t >= EPISODE, {}
 
@@ -371,7 +375,7 @@ def learned(agent, steps):
 )
 def test_ppo_learns_from_each_observation_space(observation, steps):
     agent = duetto.PPO(CueEnv(observation), seed=0, run_dir=False, **PPO_TINY)
-    assert learned(agent, steps) >= 7.0  # blind: at most 2 (discrete, dict) or 4 (image)
+    assert learned(agent, steps) >= 7.0  # blind: at most 2 (discrete), 1 (dict) or 4 (image)
 
 
 @pytest.mark.parametrize(
