@@ -40,7 +40,7 @@ def train(lib: str, seed: int, steps: int) -> tuple[Any, np.ndarray]:
         agent = duetto.TD3(ENV, seed=seed, preset="mujoco", weight_init=init, run_dir=False)
         agent.learn(steps, eval_every=10 * steps)
         obs = np.asarray(agent.loop.state.replay.data.obs[:steps])
-        return (lambda o: agent.predict(o, deterministic=True)), obs
+        return (lambda o: agent.predict(o, deterministic=True)[0]), obs
     import gymnasium as gym
     from stable_baselines3.common.noise import NormalActionNoise
 

@@ -17,7 +17,7 @@ print("host loop:", model.env_steps, "steps, evaluation", model.evaluate()["retu
 
 env = gym.make("CartPole-v1")
 obs, _ = env.reset(seed=1)
-action = model.predict(obs)  # an int, as CartPole takes it
+action, _ = model.predict(obs)  # an int, as CartPole takes it
 
 # Fused loop: gymnax's CartPole, seeds 0-5 in one vmapped program; a run directory per seed.
 fused = duetto.PPO("gymnax:CartPole-v1", seeds=range(6), preset="cartpole", run_dir="ppo-seeds")

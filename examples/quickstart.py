@@ -19,7 +19,7 @@ env = gym.make("Pendulum-v1")
 obs, _ = env.reset(seed=123)
 total = 0.0
 for _ in range(200):
-    obs, reward, terminated, truncated, _ = env.step(model.predict(obs, deterministic=True))
+    obs, reward, terminated, truncated, _ = env.step(model.predict(obs, deterministic=True)[0])
     total += reward
     if terminated or truncated:
         break

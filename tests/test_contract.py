@@ -267,9 +267,9 @@ def test_one_facade_for_every_loop():
         assert isinstance(agent, duetto.SAC) and type(agent) is duetto.SAC
         agent.learn(80, eval_every=40, eval_episodes=1, callbacks=[seen.append])
         assert {"return_mean", "return_std", "length_mean", "returns"} <= set(agent.last_eval)
-        a, b = (agent.predict(np.zeros(3), deterministic=False) for _ in range(2))
+        a, b = (agent.predict(np.zeros(3), deterministic=False)[0] for _ in range(2))
         assert a.shape == (1,) and not np.array_equal(a, b)  # sampled, a fresh key each call
-        np.testing.assert_array_equal(agent.predict(np.zeros(3)), agent.predict(np.zeros(3)))
+        np.testing.assert_array_equal(agent.predict(np.zeros(3))[0], agent.predict(np.zeros(3))[0])
         assert agent.evaluate(2, seed=5) == agent.evaluate(2, seed=5)
     assert {type(ctx).__name__ for ctx in seen} == {"TrainingContext"}
     assert all(ctx.env_steps > ctx.start_steps for ctx in seen)

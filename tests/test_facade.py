@@ -62,11 +62,12 @@ def test_run_directory_rows_and_curve(tmp_path, tiny):
 
 def test_predict_shapes_and_bounds(tiny):
     agent = duetto.SAC("Pendulum-v1", seed=0, run_dir=False, **tiny)
-    single = agent.predict(np.zeros(3))
-    batch = agent.predict(np.zeros((4, 3)), deterministic=False)
+    single, state = agent.predict(np.zeros(3))
+    batch, _ = agent.predict(np.zeros((4, 3)), deterministic=False)
     assert single.shape == (1,) and batch.shape == (4, 1)
     assert np.all(np.abs(batch) <= 2.0) and single.dtype == np.float32
-    np.testing.assert_array_equal(agent.predict(np.ones(3)), agent.predict(np.ones(3)))
+    np.testing.assert_array_equal(agent.predict(np.ones(3))[0], agent.predict(np.ones(3))[0])
+    assert state is None  # SB3's (action, state) for a policy without memory
 
 
 def test_evaluate_is_repeatable_and_seeded(tiny):
@@ -139,3 +140,43 @@ def test_training_clock_stops_when_learn_returns(tiny, tmp_path):
     time.sleep(0.3)
     assert read_meta(agent.save(tmp_path / "b.ckpt"))["train_wall"] == wall > 0
     assert agent.train_wall == wall
+
+
+README_PRELUDE = '''
+import duetto.agent
+
+_learn = duetto.agent.Agent.learn
+
+
+def _short(self, total_steps=None, **options):
+    """The README's calls with their budgets cut to a few hundred env steps."""
+    if "total_timesteps" in options:
+        options["total_timesteps"] = min(options["total_timesteps"], 300)
+    if total_steps is not None:
+        total_steps = min(total_steps, 300)
+    if options.get("eval_every"):
+        options["eval_every"] = min(options["eval_every"], 300)
+    return _learn(self, total_steps, **options)
+
+
+duetto.agent.Agent.learn = _short
+'''
+
+
+def test_readme_snippets_run(tmp_path):
+    """Every Python block of the README runs as written, in order, in one fresh process (with
+    learn() budgets cut to 300 env steps: what is checked is that the code is right)."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert len(blocks) >= 5
+    script = tmp_path / "readme.py"
+    script.write_text("import duetto\n" + README_PRELUDE + "\n".join(blocks))
+    r = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr[-3000:]

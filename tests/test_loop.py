@@ -49,7 +49,7 @@ def test_actions_are_stored_in_unit_box_and_rescaled_to_env_bounds(tiny):
     # reward = env action = 2·stored action (bounds ±2)
     np.testing.assert_allclose(data.reward, 2.0 * data.action[:, 0], rtol=1e-5)
     assert np.abs(data.action).max() > 0.5  # exploration covers the box
-    assert np.all(np.abs(agent.predict(np.zeros(2))) <= 2.0)
+    assert np.all(np.abs(agent.predict(np.zeros(2))[0]) <= 2.0)
 
 
 def test_vector_envs_store_every_sub_env(tiny):

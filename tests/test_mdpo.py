@@ -252,7 +252,7 @@ def test_mdpo_runs_in_every_loop_through_the_facade():
     off = duetto.MDPOOff("Pendulum-v1", run_dir=False, hidden=(16, 16), learning_starts=50)
     off.learn(120, eval_episodes=1)
     assert np.isfinite(off.last_eval["return_mean"])
-    assert np.asarray(off.predict(np.zeros(3), deterministic=False)).shape == (1,)
+    assert np.asarray(off.predict(np.zeros(3), deterministic=False)[0]).shape == (1,)
 
 
 @pytest.mark.slow

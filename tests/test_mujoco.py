@@ -56,4 +56,4 @@ def test_smoke_on_hopper(algo):
     }[algo]
     agent = getattr(duetto, algo)("Hopper-v5", seed=0, run_dir=False, **hp)
     agent.learn(128, eval_every=1_000, eval_episodes=1)
-    assert agent.predict(np.zeros(11)).shape == (3,)
+    assert agent.predict(np.zeros(11))[0].shape == (3,)

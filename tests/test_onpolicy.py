@@ -22,10 +22,10 @@ def test_ppo_host_solves_cartpole_by_100k_on_4_of_5_seeds():
 
 def test_ppo_discrete_and_box_actions_reach_the_env_in_its_terms():
     agent = duetto.PPO("CartPole-v1", seed=0, run_dir=False, n_steps=16, batch_size=16)
-    action = agent.predict(np.zeros(4))
+    action, _ = agent.predict(np.zeros(4))
     assert action.shape == () and action.dtype == np.int64 and action in (0, 1)
     agent = duetto.PPO("Pendulum-v1", seed=0, run_dir=False, n_steps=16, batch_size=16)
-    actions = agent.predict(np.zeros((5, 3)), deterministic=False)
+    actions, _ = agent.predict(np.zeros((5, 3)), deterministic=False)
     assert actions.shape == (5, 1) and np.all(np.abs(actions) <= 2.0)
 
 

@@ -51,7 +51,7 @@ def test_save_is_atomic_and_reloads(tmp_path, tiny):
     loaded = duetto.load(path)
     assert loaded.env_steps == 100
     obs = np.array([0.3, -0.2, 1.0])
-    np.testing.assert_array_equal(loaded.predict(obs), agent.predict(obs))
+    np.testing.assert_array_equal(loaded.predict(obs)[0], agent.predict(obs)[0])
 
 
 def test_unpicklable_env_is_a_clear_error_and_writes_nothing(tmp_path, tiny):

@@ -88,7 +88,7 @@ def test_td3_and_ddpg_on_the_host_loop_and_cli(tmp_path):
         "Pendulum-v1", seed=0, run_dir=False, hidden=(16, 16), learning_starts=100, batch_size=32
     )
     agent.learn(300, eval_every=300, eval_episodes=2)
-    assert agent.predict(np.zeros(3)).shape == (1,)
+    assert agent.predict(np.zeros(3))[0].shape == (1,)
     assert (
         main(
             [

@@ -28,11 +28,12 @@ from duetto.callbacks import (
 )
 from duetto.config import build_config, config_to_dict, preset_config
 from duetto.contract import Algorithm, Config
-from duetto.envs.gym import EnvLike, restored_envs
+from duetto.envs.gym import EnvLike, check_picklable, restored_envs
 from duetto.envs.jaxenv import is_jax_env
 from duetto.errors import DuettoError
 from duetto.loops import RUNNERS, Runner
 from duetto.runs.checkpoint import read_checkpoint, save_checkpoint
+from duetto.runs.interrupt import Interrupted, StopRequests
 from duetto.runs.logger import RunLogger
 from duetto.runs.progress import TrainingProgress
 from duetto.runs.rundir import (
@@ -42,10 +43,13 @@ from duetto.runs.rundir import (
     default_run_dir,
     latest_checkpoint,
     seed_tag,
+    truncate_metrics,
     write_json,
 )
+from duetto.sb3 import sb3_learn_arguments, sb3_positional_policy
 
 PREDICT_SEED_OFFSET = 1_000_000  # predict's sampling never shares keys with training
+MIN_EVAL_EVERY = 1_000  # learn(300) evaluates at its end, not every 30 steps
 
 
 class Agent:
@@ -54,6 +58,7 @@ class Agent:
     env: a Gymnasium id ("Pendulum-v1") or a gymnasium.Env instance (deep-copied per sub-env),
         trained by the host loop; or a JAX-native id ("gymnax:CartPole-v1"), trained by the
         fused loop, in which env, rollouts, updates and evaluation are compiled programs.
+        SB3's form, SAC("MlpPolicy", env), works too (sb3_env is then the env).
     seed: the one integer that determines the run (network init, exploration, env seeds).
     seeds: several seeds at once (JAX-native envs): one vmapped program, one run directory
         per seed under the run's.
@@ -72,8 +77,9 @@ class Agent:
     def __init__(
         self,
         env: EnvLike,
-        seed: int | None = None,
+        sb3_env: EnvLike | None = None,
         *,
+        seed: int | None = None,
         seeds: Sequence[int] | None = None,
         preset: str | None = None,
         n_envs: int | None = None,
@@ -83,6 +89,7 @@ class Agent:
         **hyperparameters: Any,
     ):
         algo = self.algorithm
+        env = sb3_positional_policy(env, sb3_env, hyperparameters)
         if seeds is not None and seed is not None:
             raise DuettoError(
                 f"seeds given twice (seed={seed!r} and seeds={list(seeds)!r}); give one: seed= "
@@ -130,6 +137,9 @@ class Agent:
         self._wall_mark: float | None = None  # set while the training clock runs
         self._last_train_row = -1
         self.last_eval: dict[str, Any] | None = None
+        # The last learn() call's end (env steps) and options, which a checkpoint keeps so that
+        # learn() (or `duetto train --resume` without --steps) finishes it after an interrupt.
+        self.plan: dict[str, Any] | None = None
         self._predict_key = jax.random.PRNGKey(self.seed + PREDICT_SEED_OFFSET)
 
     # ---- what the agent is ----------------------------------------------------------------
@@ -163,108 +173,179 @@ class Agent:
 
     def learn(
         self,
-        total_steps: int,
+        total_steps: int | None = None,
         *,
         eval_every: int | None = None,
-        eval_episodes: int = 10,
+        eval_episodes: int | None = None,
         checkpoint_every: int | None = None,
         stop_at_return: float | None = None,
         callbacks: Sequence[Callback | Callable[[TrainingContext], bool | None]] = (),
         progress: bool = False,
         log_every: int | None = None,
+        **sb3: Any,
     ) -> Agent:
         """Train for `total_steps` more env steps (per run, summed over sub-envs; the fused
         loop rounds up to whole iterations).
 
-        Evaluates every `eval_every` env steps (default: a tenth of the call) and at the end,
-        checkpoints every `checkpoint_every` steps and at the end, stops early when an
-        evaluation's mean return reaches `stop_at_return`, logs training metrics every
-        `log_every` env steps (default 1000; in the fused loop every compiled chunk).
-        `callbacks` are Callback objects or functions `fn(ctx) -> False to stop`, called after
-        every vector step (host loops) or compiled chunk (fused loop, one per evaluation).
+        Evaluates every `eval_every` env steps (default: a tenth of the call, at least 1,000)
+        and at the end, over `eval_episodes` episodes (default 10), checkpoints every
+        `checkpoint_every` steps and at the end, stops early when an evaluation's mean return
+        reaches `stop_at_return`, logs training metrics every `log_every` env steps (default
+        1000; in the fused loop every compiled chunk). `callbacks` are Callback objects or
+        functions `fn(ctx) -> False to stop`, called after every vector step (host loops) or
+        compiled chunk (fused loop, one per evaluation).
+
+        `total_steps=None` finishes the run's last learn() call with its options (after an
+        interrupt, or on a loaded run); options left out continue those of that call. SIGINT
+        (Ctrl-C), SIGTERM or an exception in a callback stop training at a step boundary,
+        write a checkpoint into the run directory and raise (`runs.interrupt.Interrupted` for
+        a signal). SB3's `total_timesteps=`, `callback=` and `progress_bar=` are accepted.
         """
-        for name, value in (
-            ("total_steps", total_steps),
-            ("eval_episodes", eval_episodes),
-            ("eval_every", eval_every),
-            ("checkpoint_every", checkpoint_every),
-            ("log_every", log_every),
-        ):
-            if (value is not None or name in ("total_steps", "eval_episodes")) and (
-                not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1
-            ):
-                raise DuettoError(f"{name} must be a positive integer, got {value!r}.")
-        self.config.warn_if_idle(
-            self.algorithm.NAME, self.env_steps + self.loop.planned(total_steps)
+        total_steps, callbacks, progress = sb3_learn_arguments(
+            total_steps, callbacks, progress, sb3
         )
+        plan = self._plan_call(
+            total_steps,
+            {
+                "eval_every": eval_every,
+                "eval_episodes": eval_episodes,
+                "checkpoint_every": checkpoint_every,
+                "stop_at_return": stop_at_return,
+                "log_every": log_every,
+            },
+        )
+        options, steps = plan["options"], plan["end"] - self.env_steps
+        self.config.warn_if_idle(self.algorithm.NAME, plan["end"])
         self._open_run_dir()
-        every = eval_every or max(total_steps // 10, 1)
-        chain: list[Callback] = [EvaluateEvery(every, eval_episodes)]
-        if stop_at_return is not None:
-            chain.append(StopOnReturn(stop_at_return))
-        if checkpoint_every:
-            chain.append(CheckpointEvery(checkpoint_every))
+        if self.run_dir is not None:
+            check_picklable(self.loop.saved_envs())
+        self.plan = plan
+        every, log_every = options["eval_every"], options["log_every"]
+        chain: list[Callback] = [EvaluateEvery(every, options["eval_episodes"])]
+        if options["stop_at_return"] is not None:
+            chain.append(StopOnReturn(options["stop_at_return"]))
+        if options["checkpoint_every"]:
+            chain.append(CheckpointEvery(options["checkpoint_every"]))
         chain += [c if isinstance(c, Callback) else FunctionCallback(c) for c in callbacks]
-        log_every = log_every or self.loop.default_log_every
 
         start = self.env_steps
         ctx = TrainingContext(self, start, 0, start_steps=start, last_eval=self.last_eval)
         bar = None
         if progress:
-            bar = TrainingProgress(
-                self.loop.planned(total_steps), start, f"{self.algorithm.NAME} {self.env_id}"
-            )
-        self.loop.prepare_evaluation(eval_episodes)
+            bar = TrainingProgress(steps, start, f"{self.algorithm.NAME} {self.env_id}")
+        self.loop.prepare_evaluation(options["eval_episodes"])
         self._wall_mark = time.perf_counter()
         next_log = (start // log_every + 1) * log_every
+        failure: Exception | None = None
 
         def hook(env_steps: int) -> bool:
-            nonlocal next_log
+            nonlocal next_log, failure
             ctx.env_steps, ctx.steps_this_call = env_steps, env_steps - start
             if env_steps >= next_log:
                 self._log_train()
                 next_log = (env_steps // log_every + 1) * log_every
             go_on = True
-            for callback in chain:
-                go_on &= callback(ctx) is not False
+            try:
+                for callback in chain:
+                    go_on &= callback(ctx) is not False
+            except Exception as e:  # noqa: BLE001 - re-raised once the run is saved
+                failure, go_on = e, False
             if bar is not None:
                 bar.update(ctx.steps_this_call, (ctx.last_eval or {}).get("return_mean"))
-            return go_on
+            return go_on and stops.signum is None
 
-        try:
-            self.loop.advance(total_steps, every, hook)
-            if self._last_train_row != self.env_steps:
-                self._log_train()
-            self._clock()
-            self._wall_mark = None  # the training clock stops with the last env step
-            if ctx.last_eval is None or ctx.last_eval["step"] != self.env_steps:
-                ctx.last_eval = self.record_evaluation(eval_episodes)
-        finally:
-            self._wall_mark = None
-            if bar is not None:
-                bar.update(
-                    ctx.steps_this_call, (ctx.last_eval or {}).get("return_mean"), force=True
-                )
-                bar.close()
-        self.last_eval = ctx.last_eval
-        if self.run_dir is not None:
-            self._finish_run_dir()
+        with StopRequests() as stops:
+            try:
+                self.loop.advance(steps, every, hook)
+                if self._last_train_row != self.env_steps:
+                    self._log_train()
+                self._clock()
+                self._wall_mark = None  # the training clock stops with the last env step
+                stopped = failure is not None or stops.signum is not None
+                if not stopped and (
+                    ctx.last_eval is None or ctx.last_eval["step"] != self.env_steps
+                ):
+                    ctx.last_eval = self.record_evaluation(options["eval_episodes"])
+            finally:
+                self._wall_mark = None
+                if bar is not None:
+                    bar.update(
+                        ctx.steps_this_call, (ctx.last_eval or {}).get("return_mean"), force=True
+                    )
+                    bar.close()
+            self.last_eval = ctx.last_eval
+            if stopped:
+                saved = self.checkpoint() if self.run_dir is not None else None
+                if failure is not None:
+                    where = f"checkpoint: {saved}" if saved else "no run directory to save to"
+                    failure.add_note(
+                        f"duetto: training stopped at env step {self.env_steps} ({where})"
+                    )
+                    raise failure
+            elif self.run_dir is not None:
+                self._finish_run_dir()
+        if stops.signum is not None:  # a signal during the final evaluation or checkpoint too
+            saved = checkpoint_path(self.run_dir, self.env_steps) if self.run_dir else None
+            raise Interrupted(stops.signum, self.env_steps, saved)
         return self
+
+    def _plan_call(self, total_steps: int | None, given: dict[str, Any]) -> dict[str, Any]:
+        """The end (in env steps) and options of a learn() call: given ones, else (for
+        total_steps=None) those of the unfinished last call, else the defaults."""
+        for name, value in given.items():
+            if value is None:
+                continue
+            if name == "stop_at_return":
+                if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+                    raise DuettoError(f"stop_at_return must be a number, got {value!r}.")
+            elif not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
+                raise DuettoError(f"{name} must be a positive integer, got {value!r}.")
+        last = self.plan
+        if total_steps is None:
+            if last is None or last["end"] <= self.env_steps:
+                done = f" this run finished its last learn() call at {last['end']}," if last else ""
+                raise DuettoError(
+                    f"learn() needs total_steps, the env steps to train;{done} give how many more "
+                    "to take, e.g. learn(10_000)."
+                )
+            options = {**last["options"], **{k: v for k, v in given.items() if v is not None}}
+            return {"end": last["end"], "options": options}
+        if (
+            not isinstance(total_steps, int | np.integer)
+            or isinstance(total_steps, bool)
+            or (total_steps < 1)
+        ):
+            raise DuettoError(f"total_steps must be a positive integer, got {total_steps!r}.")
+        options = dict(given)
+        options["eval_every"] = options["eval_every"] or max(total_steps // 10, MIN_EVAL_EVERY)
+        options["eval_episodes"] = options["eval_episodes"] or 10
+        options["log_every"] = options["log_every"] or self.loop.default_log_every
+        return {"end": self.env_steps + self.loop.planned(int(total_steps)), "options": options}
 
     # ---- acting and evaluating --------------------------------------------------------------
 
-    def predict(self, obs: Any, deterministic: bool = True, run: int = 0) -> np.ndarray:
-        """Action(s) in the env's terms for one observation or a batch [n, ...]: the mean
-        action when deterministic, else a sample of the policy; `run` picks one run of a
-        multi-run program."""
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+        *,
+        run: int = 0,
+    ) -> tuple[np.ndarray, Any]:
+        """(action, state), as Stable-Baselines3's predict: the action(s) in the env's terms
+        for one observation or a batch [n, ...], the mean action when deterministic (the
+        default here; SB3's is False), else a sample of the policy. `state` and
+        `episode_start` are for recurrent policies and are passed through (duetto's are not
+        recurrent); `run` picks one run of a multi-run program."""
         if not 0 <= run < len(self.runs):
             raise DuettoError(f"run must be in [0, {len(self.runs)}), got {run}.")
-        x, single = self.loop.obs_edge.flatten(obs)  # [n, obs_dim] (envs/spaces.py)
+        x, single = self.loop.obs_edge.flatten(observation)  # [n, obs_dim] (envs/spaces.py)
         key = None
         if not deterministic:
             self._predict_key, key = jax.random.split(self._predict_key)
         action = self.loop.act(run, x, key)
-        return action[0] if single else action
+        return (action[0] if single else action), state
 
     def evaluate(self, episodes: int = 10, seed: int | None = None) -> dict[str, Any]:
         """Deterministic (mean-action) returns over `episodes` fresh episodes per run: seeded by
@@ -307,6 +388,7 @@ class Agent:
             "env_steps": self.env_steps,
             "train_wall": self._clock(),
             "last_eval": self.last_eval,
+            "plan": self.plan,
             **self.loop.progress(),
         }
         save_checkpoint(path, meta, self.loop.state, self.loop.saved_envs())
@@ -336,6 +418,17 @@ class Agent:
         except Exception:  # noqa: BLE001 - interpreter shutdown: nothing left to report to
             pass
 
+    @classmethod
+    def load(cls, path: str | Path, env: EnvLike | None = None) -> Agent:
+        """`duetto.SAC.load(path)`, as in SB3: `duetto.load` for a run of this algorithm."""
+        agent = load(path, env)
+        if cls is not Agent and not isinstance(agent, cls):
+            raise DuettoError(
+                f"'{path}' holds a {agent.algorithm.NAME} run, not {cls.algorithm.NAME}; load it "
+                f"with duetto.load(path) or duetto.{type(agent).__name__}.load(path)."
+            )
+        return agent
+
     # ---- internals ----------------------------------------------------------------------------
 
     def _identity(self) -> dict[str, Any]:
@@ -364,6 +457,8 @@ class Agent:
             return
         if self._existing is not None:
             self.run_dir = self._existing
+            for path in self._run_paths():
+                truncate_metrics(path, self.env_steps)
         else:
             tag = seed_tag(self.seeds)
             path = self._run_dir_arg or default_run_dir(self.algorithm.NAME, self.env_id, tag)
@@ -460,4 +555,6 @@ def load(path: str | Path, env: EnvLike | None = None) -> Agent:
     agent._attach(runner, config, meta.get("preset"), None, existing=run)
     agent.train_wall = float(meta.get("train_wall", 0.0))
     agent.last_eval = meta.get("last_eval")
+    agent.plan = meta.get("plan")
+    agent._last_train_row = agent.env_steps  # logged before the checkpoint was written
     return agent

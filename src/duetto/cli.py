@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 from duetto.envs.jaxenv import is_jax_env, jax_env_names
 from duetto.errors import DuettoError, did_you_mean
+from duetto.runs.interrupt import Interrupted
 from duetto.runs.rundir import read_json, seed_tag
 
 
@@ -44,7 +45,8 @@ def _train_parser(algo_name: str | None) -> tuple[_Parser, list[str]]:
     p.add_argument(
         "--steps",
         type=parse_steps,
-        help="env steps to train (with --resume: steps to add); "
+        help="env steps to train (with --resume: steps to add; without, the run finishes its "
+        "planned steps); "
         "default: the preset's budget, else 20000",
     )
     p.add_argument("--seed", type=int, help="the one integer that determines the run (default 0)")
@@ -85,9 +87,7 @@ def _train_parser(algo_name: str | None) -> tuple[_Parser, list[str]]:
     p.add_argument(
         "--eval-every", type=int, help="env steps between evaluations (default: a tenth of --steps)"
     )
-    p.add_argument(
-        "--eval-episodes", type=int, default=10, help="episodes per evaluation (default 10)"
-    )
+    p.add_argument("--eval-episodes", type=int, help="episodes per evaluation (default 10)")
     p.add_argument(
         "--checkpoint-every",
         type=int,
@@ -202,10 +202,9 @@ def cmd_train(argv: list[str]) -> int:
         if algo_name or args.env or args.preset or args.out or args.seeds or args.workers != 1:
             raise DuettoError(
                 "--resume continues a run as it was configured; give only "
-                "--resume RUN_DIR and --steps (and evaluation options)."
+                "--resume RUN_DIR, and --steps to train more than it planned (evaluation and "
+                "checkpoint options change its schedule)."
             )
-        if args.steps is None:
-            raise DuettoError("--resume needs --steps: the number of env steps to add.")
         if not Path(args.resume).is_dir():
             raise DuettoError(f"no run directory at '{args.resume}' to resume.")
         config_file = Path(args.resume) / "config.json"
@@ -263,17 +262,33 @@ def cmd_train(argv: list[str]) -> int:
 
 
 def _learn(agent: Any, args: argparse.Namespace, progress: bool) -> None:
+    """Train as the command line says. A resumed run without --steps finishes its last learn()
+    call; with --steps it adds that many; either way the options not given are the run's."""
     from duetto.algorithms import PRESET_BUDGET
 
-    steps = args.steps or PRESET_BUDGET(agent.algorithm, agent.preset)
-    agent.learn(
-        steps,
-        eval_every=args.eval_every,
-        eval_episodes=args.eval_episodes,
-        checkpoint_every=args.checkpoint_every,
-        stop_at_return=args.stop_at_return,
-        progress=progress,
-    )
+    options = {
+        "eval_every": args.eval_every,
+        "eval_episodes": args.eval_episodes,
+        "checkpoint_every": args.checkpoint_every,
+        "stop_at_return": args.stop_at_return,
+    }
+    steps = args.steps
+    if args.resume:
+        if steps is None and agent.plan is None:
+            raise DuettoError(
+                f"'{args.resume}' does not record how many steps it planned (a checkpoint of "
+                "an older duetto); give --steps, the env steps to add."
+            )
+        if steps is None and agent.plan["end"] <= agent.env_steps:
+            raise DuettoError(
+                f"'{args.resume}' has finished its training at {agent.plan['end']} env steps; "
+                "give --steps to train more."
+            )
+        saved = (agent.plan or {}).get("options", {})
+        options = {k: saved.get(k) if v is None else v for k, v in options.items()}
+    elif steps is None:
+        steps = PRESET_BUDGET(agent.algorithm, agent.preset)
+    agent.learn(steps, **options, progress=progress)
 
 
 def _report(agent: Any) -> None:
@@ -392,6 +407,7 @@ def cmd_list(argv: list[str]) -> int:
     import gymnasium as gym
 
     from duetto.algorithms import ALGORITHMS, PRESET_BUDGET
+    from duetto.envs.gym import missing_dependency
 
     _Parser(prog="duetto list", description="List algorithms, presets and envs.").parse_args(argv)
     print("algorithms:")
@@ -400,14 +416,15 @@ def cmd_list(argv: list[str]) -> int:
         for preset, values in algo.PRESETS.items():
             shown = ", ".join(f"{k}={v}" for k, v in values.items())
             print(f"    preset {preset:6s} {PRESET_BUDGET(algo, preset):>7} steps  {shown}")
-    print("environments (Gymnasium ids):")
-    ids = sorted(k for k in gym.registry if "/" not in k)
+    print("environments (Gymnasium ids; those that need a package not installed say which):")
     line = "  "
-    for env_id in ids:
-        if len(line) + len(env_id) > 96:
+    for env_id in sorted(k for k in gym.registry if "/" not in k):
+        missing = missing_dependency(env_id)
+        item = env_id if missing is None else f"{env_id} (needs {missing[0]})"
+        if len(line) + len(item) > 96:
             print(line)
             line = "  "
-        line += env_id + "  "
+        line += item + "  "
     print(line)
     print(
         "JAX-native environments (fused loop; tested: CartPole, Pendulum, Acrobot, MountainCarC.):"
@@ -453,6 +470,14 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except BrokenPipeError:
         return 0
+    except Interrupted as e:
+        print(f"duetto: {e}", file=sys.stderr)
+        if e.checkpoint is not None:
+            print(
+                f"duetto: continue with: duetto train --resume {e.checkpoint.parent.parent}",
+                file=sys.stderr,
+            )
+        return e.exit_code
     except KeyboardInterrupt:
         print("duetto: interrupted", file=sys.stderr)
         return 130

@@ -203,6 +203,10 @@ def build_config(cls: type, algo: str, preset: dict[str, Any], overrides: dict[s
     for source in (preset, overrides):
         for key, value in source.items():
             if key not in fields:
+                from duetto.sb3 import sb3_name
+
+                if (answer := sb3_name(key)) is not None:
+                    raise DuettoError(f"{algo}: {answer}")
                 raise DuettoError(
                     f"{algo}: unknown hyperparameter '{key}'.{did_you_mean(key, fields)} "
                     f"Run 'duetto train {algo} --help' for the list."

@@ -9,10 +9,12 @@ bootstrap a truncated episode) is at hand in the same step.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import pickle
 from collections.abc import Callable
 from typing import Any
 
+import cloudpickle
 import gymnasium as gym
 import numpy as np
 
@@ -41,6 +43,37 @@ def check_env_id(env_id: str) -> None:
             f"unknown environment '{env_id}'.{did_you_mean(env_id, gym.registry)} "
             "Run 'duetto list' for the environments that are installed."
         )
+    missing = missing_dependency(env_id)
+    if missing is not None:
+        raise DuettoError(f"'{env_id}' {missing[1]}")
+
+
+# What an env's module needs beyond gymnasium: (package, extra, how to install it).
+_EXTRAS = {
+    "gymnasium.envs.box2d": ("Box2D", "gymnasium[box2d]", "pip install swig 'gymnasium[box2d]'"),
+    "gymnasium.envs.mujoco": ("mujoco", "gymnasium[mujoco]", "pip install 'gymnasium[mujoco]'"),
+}
+
+
+def missing_dependency(env_id: str) -> tuple[str, str] | None:
+    """(what `env_id` needs that is not installed, the sentence that says how to get it), or
+    None when it can be made here."""
+    entry = gym.spec(env_id).entry_point
+    if callable(entry):  # gymnasium's placeholders for envs that need another package
+        name = getattr(entry, "__name__", "")
+        if "mujoco_py" in name:
+            return "mujoco-py", (
+                "needs mujoco-py (the old MuJoCo bindings, no longer installable); use its -v5 "
+                "version, e.g. 'HalfCheetah-v5'."
+            )
+        if "shimmy" in name:
+            return "shimmy", "needs shimmy: pip install 'shimmy[gym-v21,gym-v26]'."
+        return None
+    module = str(entry).split(":")[0].rsplit(".", 1)[0]
+    for prefix, (package, extra, install) in _EXTRAS.items():
+        if module.startswith(prefix) and importlib.util.find_spec(package) is None:
+            return extra, f"needs the {package} package, which is not installed: {install}."
+    return None
 
 
 def _env_factory(env: EnvLike) -> Callable[[], gym.Env]:
@@ -53,6 +86,82 @@ def _env_factory(env: EnvLike) -> Callable[[], gym.Env]:
             f"got {type(env).__name__}."
         )
     return lambda: copy.deepcopy(env)
+
+
+def describe_env(env: EnvLike) -> dict[str, Any]:
+    """How an env was built, for config.json: its id and keyword arguments, the wrappers around
+    it with theirs (Gymnasium records both in `env.spec`), or the class of an unregistered env.
+    Arguments that are not JSON values (functions, spaces) are given by their repr."""
+    if isinstance(env, str):
+        return {"id": env}
+    spec = getattr(env, "spec", None)
+    u = env.unwrapped
+    described: dict[str, Any] = {}
+    if spec is not None and spec.id in gym.registry:
+        described["id"] = spec.id
+        described["kwargs"] = _plain(spec.kwargs)
+    else:
+        described["class"] = f"{type(u).__module__}:{type(u).__qualname__}"
+    wrappers = []
+    inner: Any = env
+    while isinstance(inner, gym.Wrapper):
+        if not isinstance(inner, _BOOKKEEPING):
+            wrappers.append(_wrapper_record(inner))
+        inner = inner.env
+    described["wrappers"] = wrappers[::-1]  # innermost first, the order they were applied
+    return described
+
+
+# What gym.make puts around every env, which says nothing about how this one was built.
+_BOOKKEEPING = (gym.wrappers.PassiveEnvChecker, gym.wrappers.OrderEnforcing)
+
+
+def _wrapper_record(wrapper: gym.Wrapper) -> dict[str, Any]:
+    record: dict[str, Any] = {"name": type(wrapper).__name__}
+    args = getattr(wrapper, "_saved_kwargs", None)  # gymnasium's RecordConstructorArgs
+    if args is not None:
+        record["kwargs"] = _plain({k: v for k, v in args.items() if k != "env"})
+    return record
+
+
+def _plain(value: Any) -> Any:
+    """value as JSON data: containers kept, numbers and strings as they are, the rest repr'd."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return repr(value)
+
+
+def evaluation_copy(env: gym.Env) -> gym.Env:
+    """A copy of a training sub-env to evaluate on: the same env, arguments and wrappers, with
+    the statistics of normalising wrappers (NormalizeObservation, NormalizeReward) as training
+    left them, frozen."""
+    clone = copy.deepcopy(env)
+    inner: Any = clone
+    while isinstance(inner, gym.Wrapper):
+        if hasattr(inner, "update_running_mean"):
+            inner.update_running_mean = False
+        inner = inner.env
+    return clone
+
+
+def check_picklable(env: Any) -> None:
+    """Checkpoints hold the sub-envs (pickled with cloudpickle, so lambdas and classes defined
+    in a script are fine): say at once, not after training, when an env cannot be saved."""
+    try:
+        cloudpickle.dumps(env)
+    except Exception as e:  # noqa: BLE001 - any pickling failure means the same thing here
+        raise DuettoError(
+            f"this env cannot be saved in a checkpoint ({type(e).__name__}: {e}), and a run "
+            "keeps its env so that evaluation and resume use exactly the env it trained on. "
+            "Make the env picklable (open files, sockets and locks cannot be), or train with "
+            "run_dir=False (no checkpoints)."
+        ) from None
 
 
 VECTORIZATION = ("sync", "async")
@@ -99,7 +208,7 @@ class Snapshot(gym.Wrapper):
     env states too."""
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(EnvCopy(self.env))
+        return cloudpickle.dumps(EnvCopy(self.env))
 
 
 def _vector(fns: list[Callable[[], gym.Env]], vectorization: str) -> gym.vector.VectorEnv:

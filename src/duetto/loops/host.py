@@ -12,7 +12,6 @@ final one at an episode end); obs the observation the next action is for (after 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -28,8 +27,10 @@ from duetto.envs.gym import (
     ActionEdge,
     EnvLike,
     check_finite,
+    describe_env,
     env_name,
     env_spec,
+    evaluation_copy,
     final_observations,
     make_vector_env,
     sub_envs,
@@ -135,8 +136,7 @@ class HostLoop:
         self.vec, self.vectorization = vec, vectorization
         self.n_envs = vec.num_envs
         self.env_id = env_name(env)
-        # What evaluation envs are made from: the id, or a copy of the instance as it was given.
-        self.env_source: EnvLike = env if isinstance(env, str) else copy.deepcopy(env)
+        self.env_build = describe_env(env)  # how the env was made (config.json)
         self.spec: EnvSpec = env_spec(vec, algo.NAME, algo.ACTION_SPACES)
         config.check(self.n_envs)
         if state is None:
@@ -152,7 +152,6 @@ class HostLoop:
         self._env_steps = int(state.env_steps)
         self._last_sums: dict[str, float] = {}
         self._last_count = 0
-        self._eval_envs: dict[int, gym.vector.VectorEnv] = {}
         self._policy = jax.jit(lambda s, o: algo.act(s, o, None, True))
         self._sample = jax.jit(lambda s, o, k: algo.act(s, o, k, False))
 
@@ -267,20 +266,26 @@ class HostLoop:
         return [row]
 
     def evaluate(self, episodes: int, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
-        if episodes not in self._eval_envs:
-            self._eval_envs[episodes] = make_vector_env(self.env_source, episodes)
+        # Copies of the env as training has it now (its arguments, wrappers and normalising
+        # statistics, frozen), so that evaluation in this process, after load and in `duetto
+        # eval` runs on exactly the env the run trained on.
+        trained = evaluation_copy(sub_envs(self.vec)[0].env)
+        vec = wrap_vector_env([evaluation_copy(trained) for _ in range(episodes)])
         if seed is None:
             # Fresh start states at each evaluation, fixed by (seed, step), so that a resumed
             # run evaluates exactly as the original would have.
             state = np.random.SeedSequence([self.seed, self.env_steps]).generate_state(1)
             seed = int(state[0]) % 2**31
         algo_state = self.algo_state
-        result = evaluate_policy(
-            lambda o: np.asarray(self._policy(algo_state, jnp.asarray(o))),
-            self._eval_envs[episodes],
-            seed,
-            time_limit(self.env_source),
-        )
+        try:
+            result = evaluate_policy(
+                lambda o: np.asarray(self._policy(algo_state, jnp.asarray(o))),
+                vec,
+                seed,
+                time_limit(trained),
+            )
+        finally:
+            vec.close()
         return np.asarray([result["returns"]]), np.asarray([result["lengths"]])
 
     def act(self, run: int, obs: np.ndarray, key: Any) -> np.ndarray:
@@ -294,7 +299,12 @@ class HostLoop:
     # ---- what a checkpoint and config.json say ----------------------------------------------
 
     def identity(self) -> dict[str, Any]:
-        return {"loop": self.kind, "seed": self.seed, "vectorization": self.vectorization}
+        return {
+            "loop": self.kind,
+            "seed": self.seed,
+            "vectorization": self.vectorization,
+            "env_build": self.env_build,
+        }
 
     def progress(self) -> dict[str, Any]:
         return {"episodes": self.episodes.state()}
@@ -305,14 +315,11 @@ class HostLoop:
     def close(self) -> None:
         """Close the envs (async sub-env processes end)."""
         self.vec.close()
-        for vec in self._eval_envs.values():
-            vec.close()
 
 
-def time_limit(env: EnvLike) -> int | None:
+def time_limit(env: gym.Env) -> int | None:
     """The env's own episode limit (its registered max_episode_steps), if it has one."""
-    spec = gym.spec(env) if isinstance(env, str) else getattr(env, "spec", None)
-    return getattr(spec, "max_episode_steps", None)
+    return getattr(env.spec, "max_episode_steps", None)
 
 
 class HostKind:
@@ -372,6 +379,7 @@ class HostKind:
         shell.spec = env_spec(vec, algo.NAME, algo.ACTION_SPACES)
         state = restore_state(ckpt, arrays, shell.state_shapes())
         loop = cls(algo, config, env, meta["seed"], vec, vectorization, state)
+        loop.env_build = meta.get("env_build", loop.env_build)
         if replaced:
             loop.reset()
         loop.episodes.restore(meta["episodes"])

@@ -28,6 +28,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
 import jax
 import numpy as np
 
@@ -70,7 +71,7 @@ def save_checkpoint(path: Path, meta: dict, state: Any, envs: list) -> None:
             "Choose another path."
         )
     try:
-        env_bytes = pickle.dumps(envs)
+        env_bytes = cloudpickle.dumps(envs)  # lambdas, classes of scripts: by value
     except Exception as e:  # noqa: BLE001 - any pickling failure means the same thing here
         raise DuettoError(
             f"cannot checkpoint: the environment cannot be pickled ({type(e).__name__}: {e}), "

@@ -55,9 +55,15 @@ def create_run_dir(path: Path, config: dict[str, Any]) -> Path:
     """Make a new run directory (see check_new_run_dir)."""
     path = Path(path)
     check_new_run_dir(path)
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "checkpoints").mkdir(exist_ok=True)
-    write_json(path / "config.json", config)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "checkpoints").mkdir(exist_ok=True)
+        write_json(path / "config.json", config)
+    except OSError as e:
+        raise DuettoError(
+            f"cannot write the run directory '{path}': {e.strerror or e}. Choose a writable "
+            "place with --out (run_dir= in Python), or run_dir=False for no run directory."
+        ) from None
     return path
 
 
@@ -80,8 +86,10 @@ def latest_checkpoint(run_dir: Path) -> Path:
     found = sorted((run_dir / "checkpoints").glob(f"step-*{SUFFIX}"))
     if not found:
         raise DuettoError(
-            f"'{run_dir}' has no checkpoints (expected {run_dir}/checkpoints/step-*{SUFFIX}); "
-            "it is not a finished or checkpointed duetto run."
+            f"'{run_dir}' has no checkpoints (expected {run_dir}/checkpoints/step-*{SUFFIX}): "
+            "the run stopped before writing one (a run writes one at its end, when stopped by "
+            "Ctrl-C or SIGTERM, and every --checkpoint-every steps), so there is nothing to "
+            "resume. Train it again with another --out."
         )
     return found[-1]
 
@@ -97,3 +105,23 @@ def read_metrics(run_dir: Path) -> list[dict]:
         except ValueError:
             continue  # a line cut short by a crash
     return rows
+
+
+def truncate_metrics(run_dir: Path, step: int) -> None:
+    """Drop the rows logged after env step `step` (and any line cut short) from a run's
+    metrics.jsonl: a run resumed from its checkpoint at `step` logs those steps again,
+    identically."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines()
+    kept = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if row.get("step", 0) <= step:
+            kept.append(line)
+    if len(kept) != len(lines):
+        atomic_write(path, lambda f: f.write("".join(f"{k}\n" for k in kept).encode()))
