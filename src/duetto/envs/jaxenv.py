@@ -1,4 +1,5 @@
-"""JAX-native environments (gymnax) for the fused loop: ids are written "gymnax:CartPole-v1".
+"""JAX-native environments for the fused loop: gymnax's, written "gymnax:CartPole-v1", and
+duetto's own gymnax-style ones (DUETTO_ENVS), written "duetto:Quadrotor-v0".
 
 Envs step like a Gymnasium vector env in SAME_STEP mode, as gymnax 1.x's `step` does: an ended
 episode is auto-reset in the same step, which returns `terminated`, `truncated` (the time limit)
@@ -28,6 +29,9 @@ from duetto.envs.spec import EnvSpec, log_scale
 from duetto.errors import DuettoError, did_you_mean
 
 PREFIX = "gymnax:"
+DUETTO_PREFIX = "duetto:"
+# duetto's own JAX-native environments (gymnax `Environment`s): id -> "module:class".
+DUETTO_ENVS = {"Quadrotor-v0": "duetto.envs.quadrotor:Quadrotor"}
 # The gymnax environments duetto tests and documents (others registered by gymnax also work
 # when their observations are Box or Discrete and their actions Discrete or Box).
 TESTED = ("CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCarContinuous-v0")
@@ -42,13 +46,15 @@ CLASSIC = {
 
 
 def is_jax_env(env: Any) -> bool:
-    return isinstance(env, str) and env.startswith(PREFIX)
+    return isinstance(env, str) and env.startswith((PREFIX, DUETTO_PREFIX))
 
 
 def jax_env_names() -> list[str]:
     import gymnax
 
-    return [PREFIX + name for name in gymnax.registered_envs]
+    return [DUETTO_PREFIX + name for name in DUETTO_ENVS] + [
+        PREFIX + name for name in gymnax.registered_envs
+    ]
 
 
 class StepNoise(NamedTuple):
@@ -184,7 +190,7 @@ def _lazy_package(name: str) -> types.ModuleType:
     return module
 
 
-def _light_import(*names: str) -> list[types.ModuleType]:
+def light_import(*names: str) -> list[types.ModuleType]:
     """gymnax submodules (e.g. gymnax.environments.classic_control), imported without running
     gymnax's package `__init__`s, which import every gymnax environment (seaborn, matplotlib,
     pandas and scipy among them): 1.3 s of a fused run's start. The packages are put in
@@ -210,12 +216,26 @@ def _own_step(env: Any) -> bool:
     return False
 
 
+def _duetto_make(name: str) -> tuple[Any, Any, types.ModuleType]:
+    """One of duetto's own envs, its default parameters and gymnax's spaces module."""
+    if name not in DUETTO_ENVS:
+        raise DuettoError(
+            f"unknown JAX-native environment '{DUETTO_PREFIX}{name}'."
+            f"{did_you_mean(name, DUETTO_ENVS)} Available: "
+            f"{', '.join(DUETTO_PREFIX + n for n in DUETTO_ENVS)}."
+        )
+    module, _, cls = DUETTO_ENVS[name].partition(":")
+    env = getattr(importlib.import_module(module), cls)()
+    (spaces,) = light_import("gymnax.environments.spaces")
+    return env, env.default_params, spaces
+
+
 def _gymnax_make(name: str) -> tuple[Any, Any, types.ModuleType]:
     """gymnax.make(name) and gymnax's spaces module; a classic-control env without importing
     all of gymnax, unless the user has imported it (it may hold environments registered at
     run time)."""
     if name in CLASSIC and not _gymnax_complete():
-        classic, spaces = _light_import(
+        classic, spaces = light_import(
             "gymnax.environments.classic_control", "gymnax.environments.spaces"
         )
         env = getattr(classic, CLASSIC[name])()
@@ -252,8 +272,11 @@ def gymnasium_space(space: Any, spaces: types.ModuleType, env_id: str) -> Any:
 
 
 def make_jax_env(env_id: str, algo: str, action_spaces: tuple[str, ...]) -> JaxEnv:
-    """The gymnax env for "gymnax:<name>", checked against what `algo` serves."""
-    env, params, spaces = _gymnax_make(env_id.removeprefix(PREFIX))
+    """The env for "gymnax:<name>" or "duetto:<name>", checked against what `algo` serves."""
+    if env_id.startswith(DUETTO_PREFIX):
+        env, params, spaces = _duetto_make(env_id.removeprefix(DUETTO_PREFIX))
+    else:
+        env, params, spaces = _gymnax_make(env_id.removeprefix(PREFIX))
     obs_space = gymnasium_space(env.observation_space(params), spaces, env_id)
     act_space = env.action_space(params)
     layout = observation_layout(obs_space, algo)
