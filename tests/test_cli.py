@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-ENV = {**os.environ, "DUETTO_COMPILATION_CACHE": "0"}
+ENV = dict(os.environ)  # the session's compilation cache (tests/conftest.py), as a user has one
 SMALL = [
     "--hidden",
     "32,32",
