@@ -58,7 +58,7 @@ def worker(name: str, k: int, min_time: float, dtype: str) -> dict:
     from duetto.algorithms import sac
     from duetto.config import build_config
     from duetto.data.packing import Packing
-    from duetto.data.replay import replay_sample
+    from duetto.data.replay import one_step_batch, replay_sample
     from duetto.envs.spec import EnvSpec
     from duetto.loops.host import compile_packed
     from duetto.loops.offpolicy import init_state, make_programs
@@ -114,7 +114,8 @@ def worker(name: str, k: int, min_time: float, dtype: str) -> dict:
 
     def scan_updates(algo_state, key):
         def one(s, kk):
-            return sac.update(s, replay_sample(state.replay, kk, batch), 0)
+            sample = replay_sample(state.replay, kk, batch)
+            return sac.update(s, one_step_batch(sample, s.hparams["gamma"]), 0)
 
         return jax.lax.scan(one, algo_state, jax.random.split(key, k))
 

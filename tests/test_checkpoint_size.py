@@ -35,15 +35,17 @@ def replays(state) -> list[Replay]:
 
 
 def resumes_exactly(
-    loop: str, buffer_size: int, tmp_path, n: int | None = None
+    loop: str, buffer_size: int, tmp_path, n: int | None = None, **hp: Any
 ) -> tuple[Any, Path]:
     """Train N, save, load, train M: every state leaf equals that of the run saved, trained M
     more without the checkpoint (which equals training N + M at once: tests/test_contract.py).
-    Returns the saved state (in host memory) and the checkpoint."""
+    `hp`: more of SAC's hyperparameters. Returns the saved state (in host memory) and the
+    checkpoint."""
     env, seeds, default_n, m = LOOPS[loop]
     n = default_n if n is None else n
     quiet = dict(eval_every=10**9, eval_episodes=1)
-    agent = duetto.SAC(env, run_dir=False, n_envs=2, buffer_size=buffer_size, **seeds, **SMALL)
+    settings = {**SMALL, **hp}
+    agent = duetto.SAC(env, run_dir=False, n_envs=2, buffer_size=buffer_size, **seeds, **settings)
     agent.learn(n, **quiet)
     ckpt = agent.save(tmp_path / f"{loop}.ckpt")
     saved = jax.device_get(agent.loop.state)
@@ -90,7 +92,9 @@ def _filled(capacity: int, rows: int) -> Replay:
     """A replay of obs_dim 2 and act_dim 1 with `rows` rows written: row i holds i + 1."""
     v = jnp.arange(1, rows + 1, dtype=jnp.float32)
     obs = jnp.stack([v, 2 * v], axis=1)
-    batch = Transition(obs=obs, action=-v[:, None], reward=v, next_obs=obs + 0.5, terminated=v)
+    batch = Transition(
+        obs=obs, action=-v[:, None], reward=v, next_obs=obs + 0.5, terminated=v, done=v
+    )
     return replay_add(replay_init(capacity, obs_dim=2, act_dim=1), batch)
 
 

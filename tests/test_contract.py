@@ -3,7 +3,7 @@ runs on: a new algorithm gets these tests by registering.
 
 - resume across processes is bit-exact (2N steps = N, save, load in a new process, N more);
 - each program compiles once;
-- `update` returns exactly METRICS;
+- `update` returns exactly METRICS (an off-policy one also its per-sample |δ|, TD_ERROR);
 - every hyperparameter marked sweepable changes what an update does;
 - bad input is refused with one clear error; a module that breaks the contract cannot register.
 """
@@ -23,8 +23,8 @@ import pytest
 import duetto
 from duetto.algorithms import AGENTS, ALGORITHMS, register
 from duetto.config import build_config, sweepable
-from duetto.contract import OffPolicyConfig, OnPolicyConfig, check_module
-from duetto.data.replay import Transition
+from duetto.contract import TD_ERROR, OffPolicyConfig, OnPolicyConfig, check_module
+from duetto.data.replay import Transition, one_step_batch
 from duetto.data.rollout import Rollout
 from duetto.envs.spec import EnvSpec
 from duetto.errors import DuettoError
@@ -130,6 +130,7 @@ def _state_and_batch(algo, config, key=0):
             reward=jax.random.normal(k[2], (16,)),
             next_obs=jax.random.normal(k[3], (16, 3)),
             terminated=(jnp.arange(16) % 5 == 0).astype(jnp.float32),
+            done=(jnp.arange(16) % 5 == 0).astype(jnp.float32),
         )
         return state, batch, 1_000
     n_steps = config.n_steps
@@ -150,14 +151,24 @@ def _state_and_batch(algo, config, key=0):
     return state, rollout, n_steps * 2
 
 
+def _update_input(algo, state, batch):
+    """What the loop gives `update`: an off-policy batch as 1-step backups with the state's γ."""
+    if algo.LOOP == "offpolicy":
+        return one_step_batch(batch, state.hparams["gamma"])
+    return batch
+
+
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))
 def test_update_returns_exactly_the_declared_metrics(name):
     algo = ALGORITHMS[name]
     config = build_config(algo.CONFIG, name, {}, TINY[algo.LOOP])
     state, batch, steps = _state_and_batch(algo, config)
-    _, metrics = jax.eval_shape(algo.update, state, batch, steps)
+    _, metrics = jax.eval_shape(algo.update, state, _update_input(algo, state, batch), steps)
+    td_error = metrics.pop(TD_ERROR, None)
     assert set(metrics) == set(algo.METRICS)
     assert all(m.shape == () for m in metrics.values())
+    if algo.LOOP == "offpolicy":  # every off-policy algorithm here can use prioritised replay
+        assert td_error is not None and td_error.shape == (16,)
 
 
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))
@@ -169,7 +180,7 @@ def test_every_sweepable_hyperparameter_changes_the_update(name):
 
     def after(state):
         for _ in range(3):  # a few updates: delayed steps and old-policy terms come in
-            state, _ = update(state, batch, steps)
+            state, _ = update(state, _update_input(algo, state, batch), steps)
         return [np.asarray(x) for x in jax.tree.leaves(state)]
 
     base = after(state)
@@ -255,6 +266,18 @@ def test_a_config_that_misstates_its_loop_fields_is_refused():
     module.CONFIG = sac.SACConfig
     module.PRESETS = {"bad": {"learning_rate": -1.0}}
     with pytest.raises(DuettoError, match="preset 'bad'"):
+        check_module(module)
+    module.PRESETS = sac.PRESETS
+
+    @dataclasses.dataclass(frozen=True)
+    class NoGamma(OffPolicyConfig):  # the loops discount n-step returns with hparams["gamma"]
+        pass
+
+    module.CONFIG = NoGamma
+    with pytest.raises(DuettoError, match="no sweepable 'gamma'"):
+        check_module(module)
+    module.CONFIG, module.METRICS = sac.SACConfig, (*sac.METRICS, TD_ERROR)
+    with pytest.raises(DuettoError, match="must not name 'td_error'"):
         check_module(module)
 
 

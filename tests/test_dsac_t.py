@@ -11,6 +11,7 @@ from update_setup import setup_update
 import duetto
 from duetto.algorithms import dsac_t, sac
 from duetto.config import build_config
+from duetto.contract import TD_ERROR
 from duetto.loops.offpolicy import warmup_action
 from duetto.nets import sample_squashed
 from duetto.nets.targets import polyak
@@ -25,7 +26,7 @@ def test_targets_take_the_smaller_mean_per_sample():
     log_prob = jnp.array([0.2, -0.4, 0.0])
     alpha, gamma = 0.5, 0.9
     y_q, y_z = dsac_t.distributional_targets(
-        reward, terminated, next_q, next_std, noise, log_prob, alpha, gamma
+        reward, gamma * (1 - terminated), next_q, next_std, noise, log_prob, alpha
     )
     # sample 0: critic 0 (1 < 2): q' = 1, z' = 1 + 0.5·1 = 1.5
     # sample 1: critic 1 (3 < 5): q' = 3, z' = 3 + 0.1·3 = 3.3
@@ -166,6 +167,7 @@ def test_both_loss_forms_update_and_report_finite_metrics(form):
     _, _, state, batch = _setup(critic_loss=form)
     for _ in range(3):
         state, metrics = _update(state, batch)
+    assert np.all(np.isfinite(metrics.pop(TD_ERROR)))  # per sample, for prioritised replay
     assert set(metrics) == set(dsac_t.METRICS)
     assert all(np.isfinite(float(v)) for v in metrics.values())
 

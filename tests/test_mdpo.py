@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from update_setup import setup_update
+from update_setup import TERMINATED, setup_update
 
 import duetto
 from duetto.algorithms import mdpo, mdpo_off
@@ -146,7 +146,7 @@ def _hand_sac_v1(cfg, spec, state, batch, lam):
     gamma = cfg.gamma
     y = (
         batch.reward
-        + gamma * (1 - batch.terminated) * v_net.apply(state.v_target_params, batch.next_obs)[:, 0]
+        + gamma * (1 - TERMINATED) * v_net.apply(state.v_target_params, batch.next_obs)[:, 0]
     )
 
     def q_loss(p):

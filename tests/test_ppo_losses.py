@@ -130,10 +130,12 @@ def test_first_update_ratio_is_one_and_loss_decreases():
 
 
 def test_declared_metrics_are_what_update_returns():
-    """The loops size their metric sums from METRICS; update must return exactly those."""
+    """The loops size their metric sums from METRICS; update must return exactly those (an
+    off-policy update adds the per-sample |δ| that the loop pops for prioritised replay)."""
     from duetto.algorithms import sac
     from duetto.config import build_config
-    from duetto.data.replay import Transition
+    from duetto.contract import TD_ERROR
+    from duetto.data.replay import Batch
     from duetto.data.rollout import Rollout
     from duetto.envs.spec import EnvSpec
 
@@ -145,7 +147,6 @@ def test_declared_metrics_are_what_update_returns():
     assert set(jax.eval_shape(ppo.update, state, rollout, 4)[1]) == set(ppo.METRICS)
     cfg = build_config(sac.SACConfig, "sac", {}, {})
     state = sac.init(jax.random.PRNGKey(0), spec, cfg)
-    batch = Transition(
-        jnp.zeros((2, 3)), jnp.zeros((2, 1)), jnp.zeros(2), jnp.zeros((2, 3)), jnp.zeros(2)
-    )
-    assert set(jax.eval_shape(sac.update, state, batch, 0)[1]) == set(sac.METRICS)
+    batch = Batch(jnp.zeros((2, 3)), jnp.zeros((2, 1)), jnp.zeros(2), jnp.zeros((2, 3)), z[:2, 0])
+    metrics = jax.eval_shape(sac.update, state, batch, 0)[1]
+    assert set(metrics) == {*sac.METRICS, TD_ERROR} and metrics[TD_ERROR].shape == (2,)

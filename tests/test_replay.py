@@ -15,6 +15,7 @@ def _rows(start, n):
         reward=v,
         next_obs=v[:, None] + 0.5,
         terminated=jnp.zeros(n),
+        done=jnp.zeros(n),
     )
 
 

@@ -34,22 +34,19 @@ def _interleaved(capacity, rewards, terminated, truncated):
     """A replay written one vector step (a row per env) at a time, and its `done` ring.
     rewards etc. are [steps, n_envs]; obs of env e at step k is 100·e + k, next_obs that + 0.5,
     the action −obs."""
-    replay = replay_init(capacity, obs_dim=1, act_dim=1)
-    done = jnp.zeros(capacity)
+    replay = replay_init(capacity, obs_dim=1, act_dim=1, done=True)
     for k, (r, term, trunc) in enumerate(zip(rewards, terminated, truncated, strict=True)):
         obs = jnp.asarray([[100.0 * e + k] for e in range(N_ENVS)])
-        step = Transition(obs, -obs, jnp.asarray(r, jnp.float32), obs + 0.5, jnp.asarray(term))
-        rows = (replay.ptr + jnp.arange(N_ENVS)) % capacity
-        done = done.at[rows].set(jnp.maximum(jnp.asarray(term), jnp.asarray(trunc)))
+        term, ended = jnp.asarray(term), jnp.maximum(jnp.asarray(term), jnp.asarray(trunc))
+        step = Transition(obs, -obs, jnp.asarray(r, jnp.float32), obs + 0.5, term, ended)
         replay = replay_add(replay, step)
-    return replay, done
+    return replay, replay.data.done
 
 
 def _blank(n):
     """n rows of zeros."""
-    return Transition(
-        jnp.zeros((n, 1)), jnp.zeros((n, 1)), jnp.zeros(n), jnp.zeros((n, 1)), jnp.zeros(n)
-    )
+    column, zero = jnp.zeros((n, 1)), jnp.zeros(n)
+    return Transition(column, column, zero, column, zero, zero)
 
 
 def _episodes():

@@ -7,7 +7,7 @@ import pytest
 
 from duetto import losses
 from duetto.algorithms import sac
-from duetto.data.replay import Transition
+from duetto.data.replay import Transition, one_step_batch
 from duetto.envs.spec import EnvSpec
 
 
@@ -16,7 +16,7 @@ def test_soft_target_matches_hand_computation():
     terminated = jnp.array([0.0, 1.0, 0.0])
     next_q = jnp.array([[3.0, 10.0, -1.0], [2.0, 11.0, -4.0]])  # [N=2, B=3]
     next_log_prob = jnp.array([-1.0, 0.3, 2.0])
-    y = losses.soft_target(reward, terminated, next_q, next_log_prob, alpha=0.2, gamma=0.9)
+    y = losses.soft_target(reward, 0.9 * (1 - terminated), next_q, next_log_prob, alpha=0.2)
     # y = r + γ(1−d)(min Q̄ − α log π)
     expected = [1.0 + 0.9 * (2.0 + 0.2), -2.0, 0.5 + 0.9 * (-4.0 - 0.4)]
     np.testing.assert_allclose(y, expected, rtol=1e-6)
@@ -25,8 +25,10 @@ def test_soft_target_matches_hand_computation():
 def test_truncated_transition_bootstraps_and_terminated_does_not():
     next_q = jnp.array([[5.0], [6.0]])
     zero = jnp.zeros(1)
-    kept = losses.soft_target(jnp.ones(1), jnp.zeros(1), next_q, zero, 0.0, 0.99)
-    cut = losses.soft_target(jnp.ones(1), jnp.ones(1), next_q, zero, 0.0, 0.99)
+    truncated = one_step_batch(_transition(terminated=0.0), 0.99)
+    terminated = one_step_batch(_transition(terminated=1.0), 0.99)
+    kept = losses.soft_target(truncated.reward, truncated.discount, next_q, zero, 0.0)
+    cut = losses.soft_target(terminated.reward, terminated.discount, next_q, zero, 0.0)
     np.testing.assert_allclose(kept, [1.0 + 0.99 * 5.0])
     np.testing.assert_allclose(cut, [1.0])
 
@@ -52,15 +54,26 @@ def test_temperature_gradient_lowers_alpha_when_entropy_is_above_target():
     np.testing.assert_allclose(grad, 3.5, rtol=1e-6)
 
 
+def _transition(terminated):
+    """One time-limit truncation (done, not terminated) or termination, with reward 1."""
+    one = jnp.ones(1)
+    obs = jnp.zeros((1, 1))
+    return Transition(obs, obs, one, obs, terminated * one, one)
+
+
 def _batch(key, spec, n=64):
+    """n 1-step transitions, every 7th terminated, as the loops give them to update (γ 0.99)."""
     k1, k2, k3, k4 = jax.random.split(key, 4)
-    return Transition(
+    terminated = (jnp.arange(n) % 7 == 0).astype(jnp.float32)
+    transitions = Transition(
         obs=jax.random.normal(k1, (n, spec.obs_dim)),
         action=jax.random.uniform(k2, (n, spec.action_dim), minval=-1, maxval=1),
         reward=jax.random.normal(k3, (n,)),
         next_obs=jax.random.normal(k4, (n, spec.obs_dim)),
-        terminated=(jnp.arange(n) % 7 == 0).astype(jnp.float32),
+        terminated=terminated,
+        done=terminated,
     )
+    return transitions, one_step_batch(transitions, 0.99)
 
 
 def test_update_critic_step_matches_hand_gradient_step():
@@ -68,7 +81,7 @@ def test_update_critic_step_matches_hand_gradient_step():
     spec = EnvSpec(obs_dim=3, action_dim=2)
     config = sac.SACConfig(hidden=(16, 16), learning_rate=1e-2)
     state = sac.init(jax.random.PRNGKey(0), spec, config)
-    batch = _batch(jax.random.PRNGKey(1), spec)
+    transitions, batch = _batch(jax.random.PRNGKey(1), spec)
     new_state, metrics = sac.update(state, batch, 0)
 
     actor, critic = sac._networks(config, spec)
@@ -79,7 +92,7 @@ def test_update_critic_step_matches_hand_gradient_step():
     gauss = -0.5 * ((u - mean) / jnp.exp(log_std)) ** 2 - log_std - 0.5 * jnp.log(2 * jnp.pi)
     log_prob = jnp.sum(gauss - jnp.log(1 - a**2 + 1e-12), -1)
     q_next = critic.apply(state.target_params, batch.next_obs, a)
-    y = batch.reward + 0.99 * (1 - batch.terminated) * (q_next.min(0) - 1.0 * log_prob)
+    y = batch.reward + 0.99 * (1 - transitions.terminated) * (q_next.min(0) - 1.0 * log_prob)
 
     def loss(params):
         q = critic.apply(params, batch.obs, batch.action)
@@ -109,7 +122,7 @@ def test_actor_step_lowers_actor_loss_and_leaves_critics_alone():
     spec = EnvSpec(obs_dim=3, action_dim=2)
     config = sac.SACConfig(hidden=(16, 16), learning_rate=1e-3)
     state = sac.init(jax.random.PRNGKey(2), spec, config)
-    batch = _batch(jax.random.PRNGKey(3), spec)
+    _, batch = _batch(jax.random.PRNGKey(3), spec)
     s = state
     losses = []
     for _ in range(30):

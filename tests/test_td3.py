@@ -4,7 +4,7 @@ targets, DDPG as TD3's functions with one critic; learning Pendulum."""
 import jax
 import jax.numpy as jnp
 import numpy as np
-from update_setup import setup_update
+from update_setup import TERMINATED, setup_update
 
 import duetto
 from duetto.algorithms import ddpg, td3
@@ -25,7 +25,7 @@ def test_critic_loss_matches_hand_computation_without_smoothing():
     actor, critic = td3._networks(cfg, spec)
     next_a = actor.apply(state.target_actor_params, batch.next_obs)
     next_q = np.asarray(critic.apply(state.target_critic_params, batch.next_obs, next_a))
-    y = np.asarray(batch.reward) + 0.9 * (1 - np.asarray(batch.terminated)) * next_q.min(0)
+    y = np.asarray(batch.reward) + 0.9 * (1 - np.asarray(TERMINATED)) * next_q.min(0)
     q = np.asarray(critic.apply(state.critic_params, batch.obs, batch.action))
     expected = sum(0.5 * np.mean((q[i] - y) ** 2) for i in range(2))
     _, metrics = td3.update(state, batch, 0)

@@ -4,7 +4,7 @@ An algorithm is a module of pure functions over one state pytree (DESIGN.md):
 
     init(key, spec, config, n_envs) -> state
     act(state, obs, key, deterministic) -> action          obs [B, obs_dim]
-    update(state, batch, env_steps) -> (state, metrics)    metrics: exactly METRICS
+    update(state, batch, env_steps) -> (state, metrics)    metrics: METRICS (+ TD_ERROR)
 
 and constants: NAME, LOOP ("offpolicy" or "onpolicy"), ACTION_SPACES, METRICS, CONFIG (a
 frozen dataclass derived from `OffPolicyConfig` or `OnPolicyConfig`), PRESETS and
@@ -14,6 +14,17 @@ returns), `action_shape`, `exploration_noise` and `explore` (the loops draw a ro
 randomness ahead; explore takes what observe returned) and may give PRESET_ENVS. `update`
 receives the loop clock: the env steps taken (summed over sub-envs) including the data in
 `batch`.
+
+An off-policy update receives a `Batch` (data/replay.py): obs, action, reward, next_obs,
+discount and weight. Its target is y = reward + discount·V(next_obs): the loop has folded the
+n-step return (`n_step`: reward is Σ_{k<m} γ^k r_{t+k}, discount γ^m·(1 − d), m ≤ n cut at
+episode ends) and termination into them, so the algorithm never reads γ for its backup. weight
+[B] is None unless the rows were drawn by priority (`prioritised`); then it holds the importance
+weights, which the algorithm applies to its critic loss (losses.critic_regression), and its
+metrics must also carry TD_ERROR: |δ| [B] per sample, which the loop pops (it is not a logged
+metric) to update the rows' priorities. An algorithm that cannot give either refuses the
+option in its config's `check` with one DuettoError. The loop reads the discount γ from the
+state's `hparams["gamma"]`, so every off-policy config has a `gamma` field.
 
 The state must carry `hparams` (the sweepable hyperparameters as traced float32 scalars, from
 `config.hparams_of`) and `updates` (an int32 counter the algorithm advances once per update
@@ -38,11 +49,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import jax
 
-from duetto.config import build_config, hp
+from duetto.config import build_config, hp, sweepable
 from duetto.envs.spec import EnvSpec
 from duetto.errors import DuettoError
 
 LOOPS = ("offpolicy", "onpolicy")
+TD_ERROR = "td_error"  # update's per-sample |δ| [B] for prioritised replay; not a metric
 SPACES = ("box", "discrete", "multi_discrete", "binary")
 
 
@@ -155,6 +167,39 @@ class OffPolicyConfig(Config):
         "actions during the first learning_starts steps: uniform in the bounds, or the policy's",
         choices=("uniform", "policy"),
     )
+    n_step: int = loop_hp(
+        1,
+        "steps of rewards summed before the bootstrap (n-step returns, cut at episode ends; "
+        "1: the 1-step target) [Rainbow: Hessel et al. 2018; D4PG: Barth-Maron et al. 2018]",
+        low=1,
+    )
+    prioritised: bool = loop_hp(
+        False,
+        "prioritised replay: rows drawn in proportion to (|δ| + per_eps)^per_alpha, critic "
+        "losses weighted by importance weights [Schaul et al. 2016, proportional]",
+    )
+    per_alpha: float = loop_hp(
+        0.6, "α, the priority exponent of prioritised replay [Schaul et al. 2016, B.2.1]", low=0
+    )
+    per_beta0: float = loop_hp(
+        0.4,
+        "β at the start, the importance-weight exponent, annealed linearly to 1 over "
+        "per_beta_steps [Schaul et al. 2016, B.2.1]",
+        low=0,
+        high=1,
+    )
+    per_beta_steps: int = loop_hp(
+        1_000_000,
+        "env steps over which β goes from per_beta0 to 1 (set it to the run's length; the "
+        "paper anneals over the whole run) [Schaul et al. 2016: to 1 at the end of learning]",
+        low=1,
+    )
+    per_eps: float = loop_hp(
+        1e-6,
+        "ε added to |δ| so that no priority is 0 [OpenAI baselines prioritized_replay_eps]",
+        low=0,
+        low_open=True,
+    )
 
     def warn_if_idle(self, algo: str, end: int) -> None:
         if end <= self.learning_starts:  # updates start once learning_starts steps are taken
@@ -234,6 +279,8 @@ def check_module(module: ModuleType) -> None:
         or not all(isinstance(m, str) for m in metrics)
     ):
         problems.append("METRICS must be distinct metric names")
+    if isinstance(metrics, tuple) and TD_ERROR in metrics:
+        problems.append(f"METRICS must not name '{TD_ERROR}', the per-sample |δ| update may add")
     config = getattr(module, "CONFIG", None)
     base = CONFIG_BASES.get(loop) if isinstance(loop, str) else None
     if isinstance(config, type) and base is not None:
@@ -243,6 +290,11 @@ def check_module(module: ModuleType) -> None:
             )
         elif not config.__dataclass_params__.frozen:  # type: ignore[attr-defined]
             problems.append(f"CONFIG {config.__name__} must be frozen")
+        elif loop == "offpolicy" and "gamma" not in sweepable(config):
+            problems.append(
+                f"CONFIG {config.__name__} has no sweepable 'gamma': the off-policy loops "
+                "discount with the state's hparams['gamma']"
+            )
         else:
             for preset, values in dict(getattr(module, "PRESETS", {})).items():
                 try:

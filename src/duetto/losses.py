@@ -9,21 +9,34 @@ import jax.numpy as jnp
 
 def soft_target(
     reward: jnp.ndarray,
-    terminated: jnp.ndarray,
+    discount: jnp.ndarray,
     next_q: jnp.ndarray,
     next_log_prob: jnp.ndarray,
     alpha: jnp.ndarray | float,
-    gamma: jnp.ndarray | float,
 ) -> jnp.ndarray:
-    """y = r + γ(1 − d)(min_j Q̄_j(s', a') − α log π(a'|s')): next_q [N, B] -> y [B].
+    """y = r + γ(1 − d)(min_j Q̄_j(s', a') − α log π(a'|s')): reward, discount [B] (γ(1 − d),
+    or γ^m(1 − d) after the n-step return of a `Batch`), next_q [N, B] -> y [B].
 
     With α = 0 it is TD3's clipped double-Q target; with N = 1 and α = 0 DDPG's."""
-    return reward + gamma * (1.0 - terminated) * (next_q.min(axis=0) - alpha * next_log_prob)
+    return reward + discount * (next_q.min(axis=0) - alpha * next_log_prob)
 
 
-def critic_regression(q: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
-    """Σ_i ½·E[(Q_i(s, a) − y)²]: q [N, B], y [B] -> []."""
-    return 0.5 * jnp.square(q - y).mean(axis=1).sum()
+def critic_regression(
+    q: jnp.ndarray, y: jnp.ndarray, weight: jnp.ndarray | None = None
+) -> jnp.ndarray:
+    """Σ_i ½·E[w·(Q_i(s, a) − y)²]: q [N, B], y [B], weight [B] (importance weights of a
+    prioritised batch; None: every w = 1) -> []."""
+    error = jnp.square(q - y)
+    if weight is not None:
+        error = weight * error
+    return 0.5 * error.mean(axis=1).sum()
+
+
+def td_error(q: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+    """|δ| per sample for prioritised replay: max_i |Q_i(s, a) − y|, q [N, B], y [B] -> [B]
+    (the larger of the twin critics' errors, as in the PER-TD3 code of Fujimoto, Meger and
+    Precup, "An Equivalence between Loss Functions and Non-Uniform Sampling", 2020)."""
+    return jnp.abs(q - y).max(axis=0)
 
 
 def temperature_loss(

@@ -4,10 +4,11 @@ Soft Actor-Critic with Three Refinements", TPAMI 2025; official code: Jingliang-
 Each critic models the soft return as a Gaussian Z_i(s, a) ~ N(Q_i, σ_i²). The target comes from
 a target actor and target critics: a' ~ π̄(·|s'), z_i = Q̄_i + σ̄_i·clip(ε, −3, 3), and per sample
 the critic with the smaller mean Q̄ supplies both the expected target y_q = r + γ(1 − d)(q' − α
-log π̄(a'|s')) and the sampled one y_z (refinement 2, twin distributions). The mean is trained
-on y_q (refinement 1, expected-value substitution); σ on y_z clipped to ⌊Q_i⌋ ± 3ω_i, where ω_i
-is an EMA of the batch mean of σ_i; and the critic gradients are rescaled by ω_i² (refinement 3),
-which makes the effective step size invariant to the reward scale.
+log π̄(a'|s')) (γ^m(1 − d) after an n-step return) and the sampled one y_z (refinement 2, twin
+distributions). The mean is trained on y_q (refinement 1, expected-value substitution); σ on y_z
+clipped to ⌊Q_i⌋ ± 3ω_i, where ω_i is an EMA of the batch mean of σ_i; and the critic gradients
+are rescaled by ω_i² (refinement 3), which makes the effective step size invariant to the reward
+scale.
 
 Two forms of the critic loss (`critic_loss`): "official", the current official code (July 2025,
 also the SB3 port), a Huber (δ = 50) regression of Q on y_q and of σ on ŷ with a per-sample
@@ -33,8 +34,8 @@ import optax
 
 from duetto.algorithms.sac import actor_loss
 from duetto.config import cnn_features_hp, encoder_hp, hp, hparams_of, weight_init_hp
-from duetto.contract import OffPolicyConfig, override
-from duetto.data.replay import Transition
+from duetto.contract import TD_ERROR, OffPolicyConfig, override
+from duetto.data.replay import Batch
 from duetto.envs.spec import EnvSpec
 from duetto.improvement import (
     Sample,
@@ -43,7 +44,7 @@ from duetto.improvement import (
     squashed_samples,
     temperature_step,
 )
-from duetto.losses import soft_target
+from duetto.losses import soft_target, td_error
 from duetto.nets import GaussianCriticEnsemble, SquashedGaussianActor
 from duetto.nets.encoder import encoded
 from duetto.nets.targets import polyak
@@ -249,21 +250,21 @@ def act(
 
 def distributional_targets(
     reward: jnp.ndarray,
-    terminated: jnp.ndarray,
+    discount: jnp.ndarray,
     next_q: jnp.ndarray,
     next_std: jnp.ndarray,
     noise: jnp.ndarray,
     next_log_prob: jnp.ndarray,
     alpha: jnp.ndarray,
-    gamma: float | jnp.ndarray,
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """(y_q, y_z) [B]: next_q, next_std, noise [N, B] (noise already clipped to ±3).
+    """(y_q, y_z) [B]: reward, discount [B] (γ(1 − d)), next_q, next_std, noise [N, B] (noise
+    already clipped to ±3).
 
     z_i = Q̄_i + σ̄_i·ε_i; per sample j* = argmin_i Q̄_i; y_q uses Q̄_{j*}, y_z uses z_{j*}."""
     j = jnp.argmin(next_q, axis=0)
     z = jnp.take_along_axis(next_q + next_std * noise, j[None], axis=0)  # [1, B]
-    y_q = soft_target(reward, terminated, next_q, next_log_prob, alpha, gamma)
-    y_z = soft_target(reward, terminated, z, next_log_prob, alpha, gamma)
+    y_q = soft_target(reward, discount, next_q, next_log_prob, alpha)
+    y_z = soft_target(reward, discount, z, next_log_prob, alpha)
     return y_q, y_z
 
 
@@ -296,14 +297,19 @@ def critic_loss_official(
     omega_sq: jnp.ndarray,
     bias: float,
     delta: float,
+    weight: jnp.ndarray | None = None,
 ) -> jnp.ndarray:
-    """Σ_i E[ρ_i·(Huber_δ(Q_i − y_q) + σ_i·(⌊σ_i⌋² − Huber_δ(⌊Q_i⌋ − ŷ_i))/(⌊σ_i⌋ + ε_b))],
-    ρ_i = clip(ω_i²/(⌊σ_i⌋² + ε_b), 0.1, 10): q, std, y_hat [N, B], y_q [B], omega_sq [N]."""
+    """Σ_i E[w·ρ_i·(Huber_δ(Q_i − y_q) + σ_i·(⌊σ_i⌋² − Huber_δ(⌊Q_i⌋ − ŷ_i))/(⌊σ_i⌋ + ε_b))],
+    ρ_i = clip(ω_i²/(⌊σ_i⌋² + ε_b), 0.1, 10): q, std, y_hat [N, B], y_q [B], omega_sq [N],
+    weight [B] (importance weights of a prioritised batch; None: w = 1)."""
     q_d, std_d = jax.lax.stop_gradient(q), jax.lax.stop_gradient(std)
     ratio = jnp.clip(omega_sq[:, None] / (jnp.square(std_d) + bias), *_RATIO_CLIP)
     mean_term = _huber(q - y_q, delta)
     std_term = std * (jnp.square(std_d) - _huber(q_d - y_hat, delta)) / (std_d + bias)
-    return jnp.sum(jnp.mean(ratio * (mean_term + std_term), axis=1))
+    per_sample = ratio * (mean_term + std_term)
+    if weight is not None:
+        per_sample = weight * per_sample
+    return jnp.sum(jnp.mean(per_sample, axis=1))
 
 
 def critic_loss_paper(
@@ -313,20 +319,24 @@ def critic_loss_paper(
     y_hat: jnp.ndarray,
     omega_sq: jnp.ndarray,
     bias: float,
+    weight: jnp.ndarray | None = None,
 ) -> jnp.ndarray:
-    """Σ_i (ω_i² + ε_b)·E[−(y_q − ⌊Q_i⌋)/(⌊σ_i⌋² + ε_b)·Q_i
-    − ((⌊Q_i⌋ − ŷ_i)² − ⌊σ_i⌋²)/(⌊σ_i⌋³ + ε_b)·σ_i]: shapes as critic_loss_official."""
+    """Σ_i (ω_i² + ε_b)·E[w·(−(y_q − ⌊Q_i⌋)/(⌊σ_i⌋² + ε_b)·Q_i
+    − ((⌊Q_i⌋ − ŷ_i)² − ⌊σ_i⌋²)/(⌊σ_i⌋³ + ε_b)·σ_i)]: shapes as critic_loss_official."""
     q_d, std_d = jax.lax.stop_gradient(q), jax.lax.stop_gradient(std)
     mean_term = -(y_q - q_d) / (jnp.square(std_d) + bias) * q
     std_term = -(jnp.square(q_d - y_hat) - jnp.square(std_d)) / (std_d**3 + bias) * std
-    return jnp.sum((omega_sq + bias) * jnp.mean(mean_term + std_term, axis=1))
+    per_sample = mean_term + std_term
+    if weight is not None:
+        per_sample = weight * per_sample
+    return jnp.sum((omega_sq + bias) * jnp.mean(per_sample, axis=1))
 
 
 # ---- one update ------------------------------------------------------------------------------
 
 
 def update(
-    state: DSACTState, batch: Transition, env_steps: jax.Array
+    state: DSACTState, batch: Batch, env_steps: jax.Array
 ) -> tuple[DSACTState, dict[str, jnp.ndarray]]:
     """One critic step; on every `policy_delay`-th call also the actor, α and target steps."""
     cfg, h = state.config, state.hparams
@@ -343,7 +353,7 @@ def update(
     noise = jnp.clip(jax.random.normal(k_noise, next_q.shape), -_SAMPLE_CLIP, _SAMPLE_CLIP)
     y_q, y_z = jax.lax.stop_gradient(
         distributional_targets(
-            reward, batch.terminated, next_q, next_std, noise, next_log_prob, alpha, h["gamma"]
+            reward, batch.discount, next_q, next_std, noise, next_log_prob, alpha
         )
     )
 
@@ -353,9 +363,11 @@ def update(
         y_hat = clipped_sample_target(jax.lax.stop_gradient(q), y_z, omega, cfg.td_bound)
         omega_sq = jnp.square(omega) if cfg.omega_scaling else jnp.ones_like(omega)
         if cfg.critic_loss == "official":
-            loss = critic_loss_official(q, std, y_q, y_hat, omega_sq, cfg.std_bias, cfg.huber_delta)
+            loss = critic_loss_official(
+                q, std, y_q, y_hat, omega_sq, cfg.std_bias, cfg.huber_delta, batch.weight
+            )
         else:
-            loss = critic_loss_paper(q, std, y_q, y_hat, omega_sq, cfg.std_bias)
+            loss = critic_loss_paper(q, std, y_q, y_hat, omega_sq, cfg.std_bias, batch.weight)
         return loss, (q, std, omega)
 
     (loss_q, (q, std, omega)), grads = jax.value_and_grad(critic_objective, has_aux=True)(
@@ -414,6 +426,7 @@ def update(
         "q_std": std.mean(),
         "omega": omega.mean(),
         **state.last,
+        TD_ERROR: td_error(q, y_q),
     }
     new_state = state.replace(
         critic_params=critic_params,

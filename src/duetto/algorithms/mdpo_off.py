@@ -31,11 +31,11 @@ import jax.numpy as jnp
 import optax
 
 from duetto.config import cnn_features_hp, encoder_hp, hp, hparams_of, weight_init_hp
-from duetto.contract import OffPolicyConfig, override
-from duetto.data.replay import Transition
+from duetto.contract import TD_ERROR, OffPolicyConfig, override
+from duetto.data.replay import Batch
 from duetto.envs.spec import EnvSpec
 from duetto.improvement import Sample, reparameterised_step, squashed_action, squashed_samples
-from duetto.losses import critic_regression
+from duetto.losses import critic_regression, td_error
 from duetto.nets import MLP, CriticEnsemble, SquashedGaussianActor, squashed_gaussian_log_prob
 from duetto.nets.encoder import encoded
 from duetto.nets.targets import polyak
@@ -189,7 +189,7 @@ def value_target(
 
 
 def update(
-    state: MDPOOffState, batch: Transition, env_steps: jax.Array
+    state: MDPOOffState, batch: Batch, env_steps: jax.Array
 ) -> tuple[MDPOOffState, dict[str, jnp.ndarray]]:
     """Copy the actor into the old policy when m env steps have passed since the last copy,
     then one gradient step on Q, V and the actor (all from the parameters before it), then
@@ -206,17 +206,14 @@ def update(
     )
     copied_at = jnp.where(copy, jnp.asarray(env_steps, jnp.int32), state.copied_at)
 
-    y = (
-        batch.reward
-        + h["gamma"]
-        * (1.0 - batch.terminated)
-        * v_net.apply(state.v_target_params, batch.next_obs)[..., 0]
-    )
+    # The batch's discount is γ(1 − d), or γ^m(1 − d) after an n-step return: V̄ bootstraps
+    # either (the importance weights of prioritised replay weight the Q loss alone).
+    y = batch.reward + batch.discount * v_net.apply(state.v_target_params, batch.next_obs)[..., 0]
     y = jax.lax.stop_gradient(y)
 
     def q_objective(params: Any) -> tuple[jnp.ndarray, jnp.ndarray]:
         q = q_net.apply(params, batch.obs, batch.action)
-        return critic_regression(q, y), q
+        return critic_regression(q, y, batch.weight), q
 
     (loss_q, q), q_grads = jax.value_and_grad(q_objective, has_aux=True)(state.q_params)
 
@@ -276,5 +273,6 @@ def update(
         "kl": kl,
         "entropy": -samples.log_prob.mean(),
         "q_mean": q.mean(),
+        TD_ERROR: td_error(q, y),
     }
     return new_state, metrics

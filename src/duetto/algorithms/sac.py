@@ -20,8 +20,8 @@ import jax.numpy as jnp
 import optax
 
 from duetto.config import cnn_features_hp, encoder_hp, hp, hparams_of, weight_init_hp
-from duetto.contract import OffPolicyConfig, override
-from duetto.data.replay import Transition
+from duetto.contract import TD_ERROR, OffPolicyConfig, override
+from duetto.data.replay import Batch
 from duetto.envs.spec import EnvSpec
 from duetto.improvement import (
     Sample,
@@ -30,7 +30,7 @@ from duetto.improvement import (
     squashed_samples,
     temperature_step,
 )
-from duetto.losses import critic_regression, soft_target
+from duetto.losses import critic_regression, soft_target, td_error
 from duetto.nets import CriticEnsemble, SquashedGaussianActor
 from duetto.nets.encoder import encoded
 from duetto.nets.targets import polyak
@@ -179,9 +179,11 @@ def actor_loss(log_prob: jnp.ndarray, q: jnp.ndarray, alpha: jnp.ndarray) -> jnp
 
 
 def update(
-    state: SACState, batch: Transition, env_steps: jax.Array
+    state: SACState, batch: Batch, env_steps: jax.Array
 ) -> tuple[SACState, dict[str, jnp.ndarray]]:
-    """One gradient step on critics, actor and temperature, then Polyak: batch [B, ...]."""
+    """One gradient step on critics, actor and temperature, then Polyak: batch [B, ...] (its
+    discount carries γ, termination and the n-step horizon; its weights, if any, weight the
+    critic loss)."""
     cfg, h = state.config, state.hparams
     actor, critic = _networks(cfg, state.spec)
     tx = optax.adam(h["learning_rate"])
@@ -193,12 +195,12 @@ def update(
     )
     next_q = critic.apply(state.target_params, batch.next_obs, nxt.action)
     y = jax.lax.stop_gradient(
-        soft_target(batch.reward, batch.terminated, next_q, nxt.log_prob, alpha, h["gamma"])
+        soft_target(batch.reward, batch.discount, next_q, nxt.log_prob, alpha)
     )
 
     def critic_objective(params: Any) -> tuple[jnp.ndarray, jnp.ndarray]:
         q = critic.apply(params, batch.obs, batch.action)
-        return critic_regression(q, y), q
+        return critic_regression(q, y, batch.weight), q
 
     (loss_q, q), grads = jax.value_and_grad(critic_objective, has_aux=True)(state.critic_params)
     step, critic_opt = tx.update(grads, state.critic_opt)
@@ -241,5 +243,6 @@ def update(
         "alpha": alpha,
         "entropy": -samples.log_prob.mean(),
         "q_mean": q.mean(),
+        TD_ERROR: td_error(q, y),
     }
     return new_state, metrics

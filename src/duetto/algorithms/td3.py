@@ -20,10 +20,10 @@ import jax.numpy as jnp
 import optax
 
 from duetto.config import cnn_features_hp, encoder_hp, hp, hparams_of, weight_init_hp
-from duetto.contract import OffPolicyConfig, override
-from duetto.data.replay import Transition
+from duetto.contract import TD_ERROR, OffPolicyConfig, override
+from duetto.data.replay import Batch
 from duetto.envs.spec import EnvSpec
-from duetto.losses import critic_regression, soft_target
+from duetto.losses import critic_regression, soft_target, td_error
 from duetto.nets import CriticEnsemble, DeterministicActor
 from duetto.nets.encoder import encoded
 from duetto.nets.targets import polyak
@@ -179,7 +179,7 @@ def actor_loss(q1: jnp.ndarray) -> jnp.ndarray:
 
 
 def update(
-    state: TD3State, batch: Transition, env_steps: jax.Array
+    state: TD3State, batch: Batch, env_steps: jax.Array
 ) -> tuple[TD3State, dict[str, jnp.ndarray]]:
     """One critic step; every `policy_delay` calls also an actor step and the Polyak steps."""
     cfg, h = state.config, state.hparams
@@ -195,13 +195,11 @@ def update(
     next_q = critic.apply(state.target_critic_params, batch.next_obs, next_action)
     # The clipped double-Q target is SAC's soft target without the entropy term.
     zero = jnp.zeros_like(batch.reward)
-    y = jax.lax.stop_gradient(
-        soft_target(batch.reward, batch.terminated, next_q, zero, 0.0, h["gamma"])
-    )
+    y = jax.lax.stop_gradient(soft_target(batch.reward, batch.discount, next_q, zero, 0.0))
 
     def critic_objective(params: Any) -> tuple[jnp.ndarray, jnp.ndarray]:
         q = critic.apply(params, batch.obs, batch.action)
-        return critic_regression(q, y), q
+        return critic_regression(q, y, batch.weight), q
 
     (loss_q, q), grads = jax.value_and_grad(critic_objective, has_aux=True)(state.critic_params)
     step, critic_opt = tx.update(grads, state.critic_opt)
@@ -229,5 +227,10 @@ def update(
 
     delayed = (state.updates + 1) % cfg.policy_delay == 0
     state = jax.lax.cond(delayed, actor_and_targets, critic_only, state)
-    metrics = {"critic_loss": loss_q, "actor_loss": state.last_actor_loss, "q_mean": q.mean()}
+    metrics = {
+        "critic_loss": loss_q,
+        "actor_loss": state.last_actor_loss,
+        "q_mean": q.mean(),
+        TD_ERROR: td_error(q, y),
+    }
     return state.replace(updates=state.updates + 1), metrics

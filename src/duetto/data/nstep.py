@@ -11,8 +11,9 @@ The loops write one row per sub-env per vector step, so one env's consecutive tr
   bootstraps from the last of them.
 
 `done` [capacity] is 1.0 where a row's episode ended for any reason (terminated or
-truncated); it has the layout of `replay.data.reward` and is passed beside the replay. The
-windows are also the chunks and sequences of data/chunks.py.
+truncated): the loops keep it as `replay.data.done` when `n_step` > 1. It is passed beside the
+replay, so that a window can also be cut elsewhere. The windows are also the chunks and
+sequences of data/chunks.py.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from duetto.data.replay import Replay
+from duetto.data.replay import Batch, Replay
 
 
 class Window(NamedTuple):
@@ -34,19 +35,6 @@ class Window(NamedTuple):
     valid: jnp.ndarray
     last: jnp.ndarray
     steps: jnp.ndarray
-
-
-class NStepTransition(NamedTuple):
-    """A batch for the backup y = reward + discount·V(next_obs): obs [B, obs_dim], action
-    [B, act_dim], reward [B] (Σ_{k<m} γ^k r_{t+k}), next_obs [B, obs_dim] (s_{t+m}, the true
-    final observation where the episode ended) and discount [B] (γ^m·(1 − terminated_{t+m−1});
-    with n = 1 it is γ(1 − d) and the batch is the 1-step transition)."""
-
-    obs: jnp.ndarray
-    action: jnp.ndarray
-    reward: jnp.ndarray
-    next_obs: jnp.ndarray
-    discount: jnp.ndarray
 
 
 def window(replay: Replay, done: jnp.ndarray, rows: jnp.ndarray, n: int, stride: int) -> Window:
@@ -85,10 +73,9 @@ def nstep_batch(
     n: int,
     stride: int,
     gamma: jnp.ndarray | float,
-) -> NStepTransition:
-    """The n-step transitions of sampled `rows` [B] (from data/replay.py's `uniform_rows`, a
-    prioritised or a fading sampler): [B, ...]."""
+) -> Batch:
+    """The n-step backups of sampled `rows` [B] (from data/replay.py's `uniform_rows`, a
+    prioritised or a fading sampler): [B, ...], without importance weights. With n = 1 the
+    1-step transitions (data/replay.py's `one_step_batch` computes those as γ·(1 − d))."""
     reward, next_obs, discount = window_backup(replay, window(replay, done, rows, n, stride), gamma)
-    return NStepTransition(
-        replay.data.obs[rows], replay.data.action[rows], reward, next_obs, discount
-    )
+    return Batch(replay.data.obs[rows], replay.data.action[rows], reward, next_obs, discount)

@@ -31,14 +31,20 @@ import numpy as np
 
 from duetto.config import check_sweep
 from duetto.contract import Algorithm, Config
-from duetto.data.replay import Replay, Transition, replay_add, replay_init
+from duetto.data.replay import Replay, Transition
 from duetto.data.rollout import Rollout
 from duetto.devices import runs_sharding
 from duetto.envs.jaxenv import JaxEnv, StepNoise, make_jax_env
 from duetto.envs.spaces import ObsEdge
 from duetto.errors import DuettoError
 from duetto.loops.compiled import ONCE_OPTIONS, TRAIN_OPTIONS, Program
-from duetto.loops.offpolicy import check_replay_memory, maybe_gradient_steps, warmup_action
+from duetto.loops.offpolicy import (
+    check_replay_memory,
+    empty_replay,
+    maybe_gradient_steps,
+    store,
+    warmup_action,
+)
 from duetto.runs.checkpoint import restore_state
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with training envs
@@ -82,7 +88,7 @@ class FusedLoop:
         algo_state = algo.init(k_algo, env.spec, config, n)
         replay = None
         if not self.on_policy:
-            replay = replay_init(config.buffer_size, env.spec.obs_dim, env.spec.action_dim)
+            replay = empty_replay(config, env.spec)
         obs, env_state = env.reset(k_env, n)
         return FusedState(
             algo=algo_state,
@@ -202,14 +208,14 @@ class FusedLoop:
             lambda: warmup_action(algo, config, fs.algo, obs, k_act, action_dim),
             lambda: algo.act(fs.algo, obs, k_act, False),
         )
-        fs, (reward, terminated, _, final), finished = self._env_step(
+        fs, (reward, terminated, done, final), finished = self._env_step(
             fs.replace(key=key), action, self.env.step_noise(k_env, (self.n_envs,))
         )
         assert fs.replay is not None
-        replay = replay_add(fs.replay, Transition(obs, action, reward, final, terminated))
+        replay = store(fs.replay, Transition(obs, action, reward, final, terminated, done))
         steps_after = steps_before + self.n_envs
         ready = steps_after >= max(config.learning_starts, 1)
-        algo_state, metrics, weight = maybe_gradient_steps(
+        algo_state, replay, metrics, weight = maybe_gradient_steps(
             algo, config, fs.algo, replay, k_sample, ready, steps_after, self.n_envs
         )
         return fs.replace(algo=algo_state, replay=replay), metrics, (finished, weight)
