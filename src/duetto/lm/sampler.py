@@ -13,6 +13,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from duetto.errors import DuettoError
 from duetto.lm.model import KVCache, Transformer, TransformerConfig, positions_from_mask
@@ -61,7 +62,7 @@ def make_sampler(
     top_p: float = 1.0,
     stop_tokens: Sequence[int] = (),
     pad_id: int = 0,
-) -> Callable[[dict, jax.Array, jax.Array, jax.Array], Samples]:
+) -> Callable[[dict, ArrayLike, ArrayLike, jax.Array], Samples]:
     """A jitted `sample(params, prompt [batch, P], prompt_mask [batch, P], key) -> Samples`.
 
     Prompts must be left-padded (the last column real for every row): `pad_left` makes them.
@@ -136,7 +137,7 @@ def make_sampler(
         state = jax.lax.while_loop(cond, body, state)
         return Samples(state[4], state[5], state[6])
 
-    def checked(params: dict, prompt: jax.Array, prompt_mask: jax.Array, key: jax.Array) -> Samples:
+    def checked(params: dict, prompt: ArrayLike, prompt_mask: ArrayLike, key: jax.Array) -> Samples:
         if isinstance(prompt_mask, np.ndarray) and not prompt_mask[:, -1].all():
             raise DuettoError("prompts must be left-padded: the last column must be a real token")
         return sample(params, prompt, prompt_mask, key)
