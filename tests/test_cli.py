@@ -150,33 +150,43 @@ def test_bad_input_gets_one_clear_line_and_nonzero_exit(args, message):
     assert "Traceback" not in r.stderr
 
 
-def test_host_seeds_one_after_another_and_in_parallel_workers_agree(tmp_path):
+def test_host_seeds_as_concurrent_tune_trials_equal_local_runs(tmp_path):
     common = ["train", "sac", "--env", "Pendulum-v1", "--steps", "300", "--eval-every", "150"]
-    common += ["--eval-episodes", "2", "--seeds", "0-2", *SMALL]
-    r = duetto(*common, "--out", tmp_path / "serial")
+    common += ["--eval-episodes", "2", *SMALL]
+    r = duetto(*common, "--seeds", "0-2", "--workers", "2", "--out", tmp_path / "workers")
     assert r.returncode == 0, r.stderr
-    r = duetto(*common, "--workers", "2", "--out", tmp_path / "workers")
+    assert "training 3 trials, 2 at a time" in r.stdout and "seed-2: started" in r.stdout
+    r = duetto(*common, "--seed", "1", "--out", tmp_path / "local")
     assert r.returncode == 0, r.stderr
-    assert "seed 2: started" in r.stdout
-    serial = json.loads((tmp_path / "serial" / "eval.json").read_text())
     workers = json.loads((tmp_path / "workers" / "eval.json").read_text())
+    local = json.loads((tmp_path / "local" / "eval.json").read_text())
     assert workers["seeds"] == [0, 1, 2]
-    # each run depends on its seed alone, not on the process or the cores it ran on
-    assert workers["seed_returns"] == serial["seed_returns"]
-    assert len(set(serial["seed_returns"])) == 3
-    for s in (0, 1, 2):
-        assert (tmp_path / "workers" / f"seed-{s}" / "checkpoints").is_dir()
+    # each run depends on its seed alone, not on the process, the cores or Ray
+    assert workers["seed_returns"][1] == local["return_mean"]
+    assert len(set(workers["seed_returns"])) == 3
+    final = sorted((tmp_path / "local" / "checkpoints").glob("*.ckpt"))[-1].name
+    for a, b in zip(
+        _ckpt_arrays(tmp_path / "workers" / "seed-1" / "checkpoints" / final),
+        _ckpt_arrays(tmp_path / "local" / "checkpoints" / final),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
     config = json.loads((tmp_path / "workers" / "config.json").read_text())
     assert config["seeds"] == [0, 1, 2] and config["loop"] == "host"
     assert (tmp_path / "workers" / "curve.png").stat().st_size > 0
+    r = duetto("train", "--resume", tmp_path / "workers")
+    assert r.returncode == 2
+    assert f"duetto sweep --resume {tmp_path / 'workers'}" in r.stderr.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize(
     "extra,message",
     [
         (["--seeds", "0-1", "--workers", "0"], "--workers must be at least 1"),
-        (["--workers", "2"], "--workers trains the seeds of --seeds"),
+        (["--workers", "2"], "--workers is for the seeds of --seeds"),
+        (["--address", "auto"], "--address is for the seeds of --seeds"),
         (["--seeds", "0-1", "--workers", "2", "--gamma", "2"], "'gamma' is 2.0"),
+        (["--seeds", "0-1", "--gamma", "0.9,0.99"], "'gamma' must be a number"),
     ],
 )
 def test_workers_bad_input_stops_before_anything_is_written(tmp_path, extra, message):
@@ -187,13 +197,30 @@ def test_workers_bad_input_stops_before_anything_is_written(tmp_path, extra, mes
     assert not out.exists()
 
 
-def test_core_shares_split_the_cores_between_workers():
-    from duetto.runs.seeds import core_shares
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--gamma", "uniform:0.9:0.99"], "grid search tries lists"),
+        (["--gamma", "uniform:0.9"], "must look like uniform:LOW:HIGH"),
+        (["--batch-size", "loguniform:8:64", "--search", "random", "--samples", "2"], "randint"),
+        (
+            ["--search", "optuna", "--samples", "2", "--seeds", "0-1", "--gamma", "uniform:0.9:1"],
+            "give one seed",
+        ),
+        (["--learning-rte", "1e-3"], "Did you mean '--learning-rate'"),
+        (["--samples", "3"], "samples is for random and optuna search"),
+    ],
+)
+def test_sweep_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, extra, message):
+    from duetto.cli import main
 
-    assert core_shares([0, 1, 2, 3], 2) == [[0, 1], [2, 3]]
-    assert core_shares([0, 1, 2], 2) == [[0, 1], [2]]
-    assert core_shares([4, 5], 1) == [[4, 5]]
-    assert core_shares([0, 1], 3) == [[0], [1], [0]]  # more workers than cores: they share
+    out = str(tmp_path / "never")
+    assert main(["sweep", "sac", "--env", "Pendulum-v1", "--out", out, *extra]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message in err
+    assert not (tmp_path / "never").exists()
+    assert main(["sweep", "--resume", out]) == 2
+    assert "is not a sweep directory" in capsys.readouterr().err
 
 
 def test_list_flags_take_spaces_or_commas(tmp_path):

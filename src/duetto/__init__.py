@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 from duetto.agent import Agent, load  # noqa: E402
 from duetto.algorithms import AGENTS  # noqa: E402
 from duetto.analysis.facade import plot, report  # noqa: E402
+from duetto.distributed.sweep import resume_sweep, sweep  # noqa: E402  (imports Ray when run)
 from duetto.errors import DuettoError  # noqa: E402
 from duetto.runtime import configure  # noqa: E402
 
@@ -27,5 +28,7 @@ __all__ = [
     "load",
     "plot",
     "report",
+    "resume_sweep",
+    "sweep",
     "__version__",
 ]

@@ -1,4 +1,4 @@
-"""The command line: `duetto train|eval|plot|list`.
+"""The command line: `duetto train|sweep|eval|plot|report|list`.
 
 Hyperparameter flags are derived from the algorithm's config dataclass: each field becomes
 `--field-name` with its default, meaning and valid range in `--help`.
@@ -29,18 +29,23 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _train_parser(algo_name: str | None) -> tuple[_Parser, list[str]]:
-    from duetto.algorithms import get_algorithm
-    from duetto.config import describe_range
-
-    prog = f"duetto train {algo_name}" if algo_name else "duetto train"
-    p = _Parser(prog=prog, description="Train an agent and write a run directory.")
+def _train_parser(algo_name: str | None, command: str = "train") -> tuple[_Parser, list[str]]:
+    sweep = command == "sweep"
+    prog = f"duetto {command} {algo_name}" if algo_name else f"duetto {command}"
+    p = _Parser(
+        prog=prog,
+        description="Train every setting of a search space for every seed, each (env, setting, "
+        "seed) a Ray Tune trial writing its own run directory."
+        if sweep
+        else "Train an agent and write a run directory.",
+    )
     if algo_name is not None:
         p.add_argument("algo", help="algorithm (see 'duetto list')")
     p.add_argument(
         "--env",
         help="Gymnasium id (e.g. Pendulum-v1: host loop) or JAX-native id "
-        "(e.g. gymnax:CartPole-v1: fused loop)",
+        "(e.g. gymnax:CartPole-v1: fused loop)"
+        + ("; several, comma-separated, are searched alike" if sweep else ""),
     )
     p.add_argument(
         "--steps",
@@ -49,27 +54,73 @@ def _train_parser(algo_name: str | None) -> tuple[_Parser, list[str]]:
         "planned steps); "
         "default: the preset's budget, else 20000",
     )
-    p.add_argument("--seed", type=int, help="the one integer that determines the run (default 0)")
+    if not sweep:
+        p.add_argument(
+            "--seed", type=int, help="the one integer that determines the run (default 0)"
+        )
     p.add_argument(
         "--seeds",
         type=parse_seeds,
-        help="several seeds, e.g. 0-7 or 0,3,5: one vmapped program on a gymnax env, one run "
-        "after another on a Gymnasium env; a run directory per seed and an aggregate",
+        help="several seeds, e.g. 0-7 or 0,3,5 (default 0): every setting is trained for each; "
+        "a gymnax env trains them in one vmapped program (one trial)"
+        if sweep
+        else "several seeds, e.g. 0-7 or 0,3,5: one vmapped program on a gymnax env; on a "
+        "Gymnasium env each seed a Ray Tune trial (see --workers); a run directory per seed "
+        "and an aggregate",
     )
     p.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="with --seeds on a Gymnasium env: train this many seeds at a time, each in its own "
-        "process pinned to its share of the CPU cores (default 1: one after another)",
+        default=None if sweep else 1,
+        help="trials at a time, each pinned to its share of a machine's cores (default: one per "
+        "CPU of the Ray cluster)"
+        if sweep
+        else "with --seeds on a Gymnasium env: train this many seeds at a time as concurrent "
+        "Ray Tune trials, each pinned to its share of the CPU cores (default 1: one after "
+        "another)",
     )
     p.add_argument(
-        "--sweep",
-        action="append",
-        metavar="NAME=V1,V2",
-        help="gymnax envs: train every value of a sweepable hyperparameter (repeatable: every "
-        "combination) for every seed, in the same one program",
+        "--address",
+        help="a Ray cluster to run the trials on (HOST:6379, or auto; default: RAY_ADDRESS, "
+        "else a local Ray started for this command)",
     )
+    if sweep:
+        p.add_argument(
+            "--search",
+            choices=("grid", "random", "optuna"),
+            default="grid",
+            help="grid: every combination of the lists; random: --samples seeded draws of the "
+            "ranges, each crossed with the lists; optuna: --samples settings proposed by "
+            "Optuna's TPE from the returns so far (one seed per trial on a Gymnasium env)",
+        )
+        p.add_argument("--samples", type=int, help="settings to draw (random, optuna)")
+        p.add_argument("--search-seed", type=int, default=0, help="seed of the draws (default 0)")
+        p.add_argument(
+            "--asha",
+            action="store_true",
+            help="stop trials early with ASHA on their evaluation return (rungs every "
+            "--eval-every env steps, a third go on)",
+        )
+        p.add_argument(
+            "--cpus-per-trial", type=float, default=1.0, help="CPUs a trial asks Ray for"
+        )
+        p.add_argument(
+            "--gpus-per-trial", type=float, default=0.0, help="GPUs (or a share) per trial"
+        )
+        p.add_argument(
+            "--max-failures",
+            type=int,
+            default=3,
+            help="times a trial whose worker died is started again from its last checkpoint",
+        )
+    else:
+        p.add_argument(
+            "--sweep",
+            action="append",
+            metavar="NAME=V1,V2",
+            help="gymnax envs: train every value of a sweepable hyperparameter (repeatable: "
+            "every combination) for every seed, in the same one program",
+        )
     p.add_argument(
         "--n-envs",
         type=int,
@@ -82,8 +133,20 @@ def _train_parser(algo_name: str | None) -> tuple[_Parser, list[str]]:
         help="step Gymnasium sub-envs in this process (sync) or a subprocess each (async)",
     )
     p.add_argument("--preset", help="named hyperparameter set (see 'duetto list')")
-    p.add_argument("--out", help="run directory (default runs/<algo>-<env>-s<seed>-<time>)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    p.add_argument(
+        "--out",
+        help="sweep directory (default runs/<algo>-<env>-sweep-<time>)"
+        if sweep
+        else "run directory (default runs/<algo>-<env>-s<seed>-<time>)",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="SWEEP_DIR" if sweep else "RUN_DIR",
+        help="continue an interrupted sweep: finished trials are kept, unfinished ones "
+        "continue from their checkpoints"
+        if sweep
+        else "continue a run from its last checkpoint",
+    )
     p.add_argument(
         "--eval-every", type=int, help="env steps between evaluations (default: a tenth of --steps)"
     )
@@ -96,31 +159,58 @@ def _train_parser(algo_name: str | None) -> tuple[_Parser, list[str]]:
     p.add_argument(
         "--stop-at-return", type=float, help="stop once an evaluation's mean return reaches this"
     )
+    if sweep:
+        return _add_hyperparameters(p, algo_name, sweep=True)
     p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="show a progress bar (default: when the output is a terminal)",
     )
+    return _add_hyperparameters(p, algo_name, sweep=False)
+
+
+def _add_hyperparameters(
+    p: _Parser, algo_name: str | None, sweep: bool
+) -> tuple[_Parser, list[str]]:
+    """A flag per field of the algorithm's config; for a sweep each takes a value, a list
+    V1,V2 (list fields: A,B/C,D) or a range uniform|loguniform|randint:LOW:HIGH."""
+    from duetto.algorithms import get_algorithm
+    from duetto.config import describe_range
+
     hp_names: list[str] = []
-    if algo_name is not None:
-        algo = get_algorithm(algo_name)
-        group = p.add_argument_group(f"{algo.NAME} hyperparameters")
-        for field in dataclasses.fields(algo.CONFIG):
-            default = field.default
-            shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-            extra = describe_range(field)
-            group.add_argument(
-                _flag(field.name),
-                dest=f"hp_{field.name}",
-                default=None,
-                # a list: --hidden 64 64 or --hidden 64,64 (build_config reads either)
-                nargs="+" if isinstance(default, tuple) else None,
-                metavar="INT" if isinstance(default, tuple) else type(default).__name__.upper(),
-                help=f"{field.metadata['doc']}{'; ' + extra if extra else ''} (default: {shown})"
-                + ("; sweepable" if field.metadata.get("sweep") else ""),
-            )
-            hp_names.append(field.name)
+    if algo_name is None:
+        return p, hp_names
+    algo = get_algorithm(algo_name)
+    what = "search space" if sweep else "hyperparameters"
+    group = p.add_argument_group(
+        f"{algo.NAME} {what}"
+        + (
+            ": a value, a list V1,V2 (a list field: 64,64/256,256), or a range "
+            "uniform:LOW:HIGH, loguniform:LOW:HIGH, randint:LOW:HIGH"
+            if sweep
+            else ""
+        )
+    )
+    for field in dataclasses.fields(algo.CONFIG):
+        default = field.default
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        extra = describe_range(field)
+        group.add_argument(
+            _flag(field.name),
+            dest=f"hp_{field.name}",
+            default=None,
+            # a list: --hidden 64 64 or --hidden 64,64 (build_config reads either)
+            nargs="+" if isinstance(default, tuple) else None,
+            metavar="SPEC"
+            if sweep
+            else "INT"
+            if isinstance(default, tuple)
+            else type(default).__name__.upper(),
+            help=f"{field.metadata['doc']}{'; ' + extra if extra else ''} (default: {shown})"
+            + ("; sweepable" if field.metadata.get("sweep") and not sweep else ""),
+        )
+        hp_names.append(field.name)
     return p, hp_names
 
 
@@ -199,7 +289,15 @@ def cmd_train(argv: list[str]) -> int:
     progress = sys.stdout.isatty() if args.progress is None else args.progress
 
     if args.resume:
-        if algo_name or args.env or args.preset or args.out or args.seeds or args.workers != 1:
+        if (
+            algo_name
+            or args.env
+            or args.preset
+            or args.out
+            or args.seeds
+            or args.workers != 1
+            or args.address
+        ):
             raise DuettoError(
                 "--resume continues a run as it was configured; give only "
                 "--resume RUN_DIR, and --steps to train more than it planned (evaluation and "
@@ -209,10 +307,13 @@ def cmd_train(argv: list[str]) -> int:
             raise DuettoError(f"no run directory at '{args.resume}' to resume.")
         config_file = Path(args.resume) / "config.json"
         config = read_json(config_file) if config_file.exists() else {}
-        if config.get("loop") == "host" and config.get("seed", 0) is None:
+        if config.get("loop") == "sweep" or (
+            config.get("loop") == "host" and config.get("seed", 0) is None
+        ):
+            what = "a sweep" if config.get("loop") == "sweep" else "one run per seed"
             raise DuettoError(
-                f"'{args.resume}' holds one run per seed; resume each of them: "
-                f"--resume {Path(args.resume) / 'seed-N'}."
+                f"'{args.resume}' holds {what}; continue all its runs with 'duetto sweep "
+                f"--resume {args.resume}', or one of them with --resume RUN_DIR."
             )
         agent = duetto.load(args.resume)
     else:
@@ -233,18 +334,20 @@ def cmd_train(argv: list[str]) -> int:
         }
         cls = duetto.AGENTS[get_algorithm(algo_name).NAME]
         sweep: Any = _parse_sweep(args.sweep) if args.sweep else None  # checked by the config
-        if args.workers != 1:
+        host_seeds = args.seeds is not None and args.seed is None and not is_jax_env(args.env)
+        if args.workers != 1 or args.address:
             if args.workers < 1:
                 raise DuettoError(f"--workers must be at least 1, got {args.workers}.")
-            if args.seeds is None or is_jax_env(args.env):
+            if not host_seeds:
                 raise DuettoError(
-                    "--workers trains the seeds of --seeds on a Gymnasium env in parallel "
-                    "processes; a gymnax env trains all its seeds in one program already."
+                    f"{'--workers' if args.workers != 1 else '--address'} is for the seeds of "
+                    "--seeds on a Gymnasium env, each a Ray Tune trial; a gymnax env trains all "
+                    "its seeds in one program already (for sweeps: 'duetto sweep')."
                 )
-        if args.seeds is not None and args.seed is None and not is_jax_env(args.env):
+        if host_seeds:
             from duetto.runs.seeds import train_host_seeds
 
-            return train_host_seeds(cls, args, hps, lambda a: _learn(a, args, progress), _report)
+            return train_host_seeds(cls, args, hps)
         agent = cls(
             args.env,
             seed=args.seed,
@@ -258,6 +361,68 @@ def cmd_train(argv: list[str]) -> int:
         )
     _learn(agent, args, progress)
     _report(agent)
+    return 0
+
+
+def cmd_sweep(argv: list[str]) -> int:
+    from duetto.algorithms import get_algorithm
+    from duetto.distributed.sweep import resume_sweep, sweep
+
+    algo_name = argv[0] if argv and not argv[0].startswith("-") else None
+    if algo_name is not None:
+        get_algorithm(algo_name)
+    parser, hp_names = _train_parser(algo_name, "sweep")
+    args, extra = parser.parse_known_args(argv)
+    _reject_unknown(extra, parser)
+    if args.resume:
+        given = [a for a in argv if a.startswith("--") and a.split("=")[0] != "--resume"]
+        if algo_name or [a for a in given if a.split("=")[0] != "--address"]:
+            raise DuettoError(
+                "--resume continues a sweep as it was planned; give only --resume SWEEP_DIR "
+                "(and --address to run it on a cluster)."
+            )
+        resume_sweep(args.resume, address=args.address)
+        return 0
+    if algo_name is None:
+        raise DuettoError(
+            "give an algorithm, e.g. 'duetto sweep sac --env Pendulum-v1 --seeds 0-4 "
+            "--learning-rate 3e-4,1e-3' (see 'duetto list'), or --resume SWEEP_DIR."
+        )
+    if not args.env:
+        raise DuettoError(
+            f"give an environment with --env, e.g. 'duetto sweep {algo_name} --env Pendulum-v1'."
+        )
+    space = {
+        n: ",".join(v)
+        if isinstance(v, list) and len(v) > 1 and "/" not in "".join(v)
+        else ("".join(v) if isinstance(v, list) else v)
+        for n in hp_names
+        if (v := getattr(args, f"hp_{n}")) is not None
+    }
+    sweep(
+        algo_name,
+        [e for e in args.env.split(",") if e.strip()],
+        seeds=args.seeds or [0],
+        space=space,
+        search=args.search,
+        samples=args.samples,
+        search_seed=args.search_seed,
+        steps=args.steps,
+        preset=args.preset,
+        n_envs=args.n_envs,
+        vectorization=args.vectorization,
+        eval_every=args.eval_every,
+        eval_episodes=args.eval_episodes,
+        checkpoint_every=args.checkpoint_every,
+        stop_at_return=args.stop_at_return,
+        asha=args.asha,
+        workers=args.workers,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        max_failures=args.max_failures,
+        address=args.address,
+        out=args.out,
+    )
     return 0
 
 
@@ -435,6 +600,7 @@ def cmd_list(argv: list[str]) -> int:
 
 COMMANDS = {
     "train": cmd_train,
+    "sweep": cmd_sweep,
     "eval": cmd_eval,
     "plot": cmd_plot,
     "report": cmd_report,
@@ -446,9 +612,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(
-            "usage: duetto {train,eval,plot,report,list} ...\n\n"
+            "usage: duetto {train,sweep,eval,plot,report,list} ...\n\n"
             "  train ALGO --env ID   train an agent (duetto train sac --help)\n"
             "  train --resume DIR    continue a run exactly\n"
+            "  sweep ALGO --env ID   seeds x settings as Ray Tune trials (duetto sweep --help)\n"
+            "  sweep --resume DIR    continue an interrupted sweep\n"
             "  eval RUN_DIR          evaluate a trained run\n"
             "  plot RUN_DIR...       draw learning curves (--aggregate: mean over seeds)\n"
             "  report RUN_DIR...     IQM, mean, median, optimality gap with bootstrap CIs\n"

@@ -30,7 +30,8 @@ def expand_runs(paths: list[Path]) -> list[Path]:
     for path in map(Path, paths):
         config = read_json(path / "config.json")
         if "seeds" in config and not (path / "metrics.jsonl").exists():
-            runs += sorted(p.parent for p in path.glob("*/config.json"))
+            # a sweep's directory holds multi-run directories too (a JAX env's seeds)
+            runs += expand_runs(sorted(p.parent for p in path.glob("*/config.json")))
         else:
             runs.append(path)
     return runs
