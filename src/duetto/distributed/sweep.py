@@ -522,7 +522,7 @@ def _summary(spec: dict[str, Any], grid: Any) -> list[dict[str, Any]]:
         row["runs"].append(run_dir.name)
         if finished(run_dir):
             ev = read_json(run_dir / "eval.json")
-            row["returns"].append(ev["return_mean"])
+            row["returns"] += ev.get("seed_returns", [ev["return_mean"]])  # a JAX env: per seed
         elif result.error is not None:
             row["failed"] += 1
             row["error"] = row["error"] or str(result.error).strip().splitlines()[-1]
@@ -559,14 +559,15 @@ def _print_table(rows: list[dict[str, Any]], spec: dict[str, Any]) -> None:
     table.add_column("setting")
     table.add_column("return", justify="right")
     table.add_column("± std", justify="right")
-    table.add_column("runs", justify="right")
+    table.add_column("seeds", justify="right")
     table.add_column("early-stopped", justify="right")
     table.add_column("failed", justify="right")
     for row in rows:
         setting = ", ".join(f"{k}={_show(v)}" for k, v in row["setting"].items()) or "(defaults)"
         mean = "-" if row["return_mean"] is None else f"{row['return_mean']:.1f}"
         std = "-" if row["return_std"] is None else f"{row['return_std']:.1f}"
-        cells = [setting, mean, std, str(len(row["runs"])), str(row["stopped"]), str(row["failed"])]
+        seeds = len(row["returns"]) + row["stopped"] + row["unfinished"] + row["failed"]
+        cells = [setting, mean, std, str(seeds), str(row["stopped"]), str(row["failed"])]
         table.add_row(*([row["env"]] if several_envs else []), *cells)
     Console(width=120).print(table)
     print(f"summary: {Path(spec['out']) / 'summary.json'}")
