@@ -156,6 +156,11 @@ def test_aggregations_by_hand():
     poisoned = jnp.where(mask, per_token, 1e9)
     for mode in ("sequence", "token", "constant"):
         assert float(aggregate(poisoned, mask, mode)) == float(aggregate(per_token, mask, mode))
+    # A row (or group) with no token left, as after a zero-variance filter, drops out of the mean.
+    dropped = mask.at[1].set(False)
+    assert float(aggregate(per_token, dropped, "sequence")) == pytest.approx((2 + 1 + 2) / 3)
+    dropped = mask.at[2:].set(False)
+    assert float(aggregate(per_token, dropped, "prompt", group_size=2)) == pytest.approx(10 / 4)
     with pytest.raises(DuettoError, match="group_size"):
         aggregate(per_token, mask, "prompt", group_size=3)
 

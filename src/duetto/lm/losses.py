@@ -118,6 +118,8 @@ def aggregate(
     """Reduce a per-token loss [B, T] over real tokens to a scalar.
 
     "sequence": mean over sequences of each sequence's token mean (GRPO; TRL "grpo").
+    Rows (or, for "prompt", groups) without a real token are left out of the means: that is how
+    a zero-variance filter drops a group without changing shapes.
     "token": sum over all tokens / number of tokens (DAPO; TRL "bnpo", "dapo").
     "constant": sum / (B · max_tokens) (Dr.GRPO; max_tokens defaults to T).
     "prompt": mean over prompts of the token mean of each prompt's group (ScaleRL).
@@ -125,7 +127,9 @@ def aggregate(
     m = mask.astype(per_token.dtype)
     total = per_token * m
     if mode == "sequence":
-        return jnp.mean(total.sum(-1) / jnp.maximum(m.sum(-1), 1.0))
+        # Rows without a token (a filtered group) do not count in the mean.
+        rows = jnp.maximum(jnp.sum(m.sum(-1) > 0), 1)
+        return jnp.sum(total.sum(-1) / jnp.maximum(m.sum(-1), 1.0)) / rows
     if mode == "token":
         return total.sum() / jnp.maximum(m.sum(), 1.0)
     if mode == "constant":
@@ -137,7 +141,8 @@ def aggregate(
             )
         per_prompt = total.reshape(-1, group_size * per_token.shape[1]).sum(-1)
         tokens = m.reshape(-1, group_size * per_token.shape[1]).sum(-1)
-        return jnp.mean(per_prompt / jnp.maximum(tokens, 1.0))
+        prompts = jnp.maximum(jnp.sum(tokens > 0), 1)
+        return jnp.sum(per_prompt / jnp.maximum(tokens, 1.0)) / prompts
     raise DuettoError(
         f"aggregation must be 'sequence', 'token', 'constant' or 'prompt', got {mode!r}"
     )

@@ -290,3 +290,29 @@ def init_params(config: TransformerConfig, key: jax.Array) -> dict:
 
 def count_params(params: dict) -> int:
     return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))
+
+
+def completion_logprobs(
+    config: TransformerConfig,
+    params: dict,
+    prompt: jax.Array,
+    prompt_mask: jax.Array,
+    completion: jax.Array,
+    completion_mask: jax.Array,
+    temperature: float = 1.0,
+) -> tuple[jax.Array, jax.Array | None]:
+    """log pi(completion token | prompt, earlier tokens) under softmax(logits / temperature).
+
+    prompt: [batch, P] left-padded; completion: [batch, N] right-padded. Returns (logprobs
+    [batch, N] float32, 0 where completion_mask is False; values [batch, N] or None: the value
+    head at the position that predicts each completion token, i.e. of the state before it).
+    """
+    tokens = jnp.concatenate([prompt, completion], axis=1)
+    mask = jnp.concatenate([prompt_mask, completion_mask], axis=1).astype(bool)
+    out = Transformer(config).apply({"params": params}, tokens, mask)
+    p = prompt.shape[1]
+    logits = out.logits[:, p - 1 : -1] / temperature
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    taken = jnp.take_along_axis(logp, completion[..., None], axis=-1)[..., 0]
+    values = None if out.values is None else out.values[:, p - 1 : -1]
+    return jnp.where(completion_mask, taken, 0.0), values

@@ -7,6 +7,7 @@ ends early once every row has stopped. Temperature 0 is greedy decoding.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -76,6 +77,22 @@ def make_sampler(
     for t in (*stop_tokens, pad_id):
         if not 0 <= t < config.vocab_size:
             raise DuettoError(f"token id {t} is outside the vocabulary [0, {config.vocab_size})")
+    return _sampler(
+        config, max_new_tokens, float(temperature), float(top_p), tuple(stop_tokens), pad_id
+    )
+
+
+@functools.cache
+def _sampler(
+    config: TransformerConfig,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    stop_tokens: tuple[int, ...],
+    pad_id: int,
+) -> Callable[[dict, ArrayLike, ArrayLike, jax.Array], Samples]:
+    """make_sampler's program, one per set of arguments: a second trainer or a resumed run in
+    the same process reuses the compiled sampler."""
     model = Transformer(config)
     stops = jnp.asarray(list(stop_tokens) or [-1], jnp.int32)
     n = max_new_tokens

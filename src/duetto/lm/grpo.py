@@ -1,0 +1,427 @@
+"""GRPO for sequence policies on a verifiable token task (DeepSeekMath, arXiv 2402.03300, §4).
+
+One update:
+1. draw P prompts (from the seed and the update index, so a resumed run draws the same ones);
+2. sample G completions of each with the KV-cache sampler under pi_old = the current policy;
+3. score them with the task's verifier: rewards [P, G];
+4. group advantages A_i (GRPO's z-score, or RLOO / Dr.GRPO / ScaleRL's batch scale), optionally
+   masking zero-variance groups out of the loss;
+5. `epochs` gradient steps (DeepSeekMath's mu) on the PolicyLoss: PPO-clip or CISPO per token,
+   k3 KL to the reference policy (the starting policy, frozen), aggregated per sequence, token,
+   constant or prompt.
+
+`GRPO(task, model=..., seed=0).learn(updates)` trains and writes a run directory
+(duetto.runs: config.json, metrics.jsonl with "train" rows per update and "eval" rows of pass@k,
+checkpoints/) from which `GRPO.resume(run_dir).learn(more)` continues exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from duetto.errors import DuettoError
+from duetto.lm.evaluation import pass_at_k
+from duetto.lm.losses import (
+    Aggregation,
+    Baseline,
+    Objective,
+    PolicyLoss,
+    Scale,
+    group_advantages,
+    zero_variance_groups,
+)
+from duetto.lm.model import TransformerConfig, completion_logprobs, init_params
+from duetto.lm.sampler import make_sampler
+from duetto.lm.supervised import WarmupConfig, warm_up
+from duetto.lm.tasks import TokenTask, make_task
+from duetto.runs.checkpoint import read_checkpoint, restore_state, save_checkpoint
+from duetto.runs.logger import RunLogger
+from duetto.runs.rundir import (
+    checkpoint_path,
+    create_run_dir,
+    default_run_dir,
+    latest_checkpoint,
+    read_json,
+    truncate_metrics,
+)
+
+
+@dataclass(frozen=True)
+class GRPOConfig:
+    """GRPO's hyperparameters. Defaults: DeepSeekMath (clip 0.2, beta 0.04, per-sequence
+    aggregation, mu 1) at the spec's small scale (G 8, lr in 1e-4..3e-4), with TRL's anchor batch
+    of 32 prompts (shared/baselines/trl/README.md)."""
+
+    prompts_per_update: int = 32
+    """P: prompts per update (TRL anchor: 32)."""
+    group_size: int = 8
+    """G: completions per prompt (spec §7.1 small scale: 8; DeepSeekMath: 64)."""
+    learning_rate: float = 3e-4
+    """Adam step size (spec §7.1 small scale: 1e-4 to 3e-4; DeepSeekMath: 1e-6 on 7B)."""
+    epochs: int = 1
+    """Gradient steps per batch of samples, DeepSeekMath's mu (1: pi_old = pi_theta)."""
+    max_grad_norm: float = 1.0
+    """Global gradient-norm clip (TRL's default max_grad_norm)."""
+    temperature: float = 1.0
+    """Sampling temperature; the loss's log-probs use the same (TRL)."""
+    top_p: float = 1.0
+    """Nucleus sampling mass (1: off)."""
+    baseline: Baseline = "mean"
+    """'mean' (GRPO) or 'leave_one_out' (RLOO)."""
+    scale: Scale = "group"
+    """Advantage scale: 'group' std (GRPO), 'batch' std (ScaleRL), 'none' (Dr.GRPO, RLOO)."""
+    filter_zero_variance: bool = False
+    """Mask groups whose rewards are all equal out of the loss (DAPO, ScaleRL)."""
+    objective: Objective = "clip"
+    """'clip' (PPO-clip, GRPO) or 'cispo' (ScaleRL)."""
+    clip_low: float = 0.2
+    """Lower clip range of the ratio (DeepSeekMath 0.2)."""
+    clip_high: float = 0.2
+    """Upper clip range (DeepSeekMath 0.2; DAPO's clip-higher 0.28)."""
+    beta: float = 0.04
+    """k3 KL weight to the starting policy (DeepSeekMath 0.04; 0 drops the reference)."""
+    aggregation: Aggregation = "sequence"
+    """'sequence' (GRPO), 'token' (DAPO), 'constant' (Dr.GRPO), 'prompt' (ScaleRL)."""
+    eval_every: int = 10
+    """Updates between pass@k evaluations (0: only at the end)."""
+    eval_prompts: int = 128
+    """Held-out prompts per evaluation (a fixed set, drawn from the seed)."""
+    eval_samples: int = 4
+    """Completions per evaluation prompt, for pass@1 and pass@{eval_samples}."""
+    checkpoint_every: int = 0
+    """Updates between checkpoints (0: only at the end of learn)."""
+
+    def __post_init__(self) -> None:
+        for name in ("prompts_per_update", "group_size", "epochs", "eval_prompts", "eval_samples"):
+            if getattr(self, name) < 1:
+                raise DuettoError(f"GRPOConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.group_size < 2:
+            raise DuettoError("GRPO needs group_size >= 2: advantages compare a prompt's samples")
+        self.policy_loss()  # validates objective, aggregation and ranges
+
+    def policy_loss(self) -> PolicyLoss:
+        return PolicyLoss(
+            objective=self.objective,
+            clip_low=self.clip_low,
+            clip_high=self.clip_high,
+            beta=self.beta,
+            aggregation=self.aggregation,
+        )
+
+
+class GRPOState(NamedTuple):
+    """Everything a resumed run needs: the policy, Adam's moments, the frozen reference, the
+    update counter (problems and keys are derived from the seed and the counter)."""
+
+    params: Any
+    opt_state: Any
+    ref_params: Any
+    update: Any
+
+
+def tiny_transformer(vocab_size: int) -> TransformerConfig:
+    """Spec T1's policy: 2 layers, width 64, 4 heads (2 key/value heads), ~0.08 M parameters."""
+    return TransformerConfig(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        num_layers=2,
+        num_heads=4,
+        num_kv_heads=2,
+        intermediate_size=128,
+    )
+
+
+def grpo_optimizer(config: GRPOConfig) -> optax.GradientTransformation:
+    """Adam after a global-norm clip of the gradient."""
+    return optax.chain(
+        optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate)
+    )
+
+
+@functools.cache
+def _train_program(model: TransformerConfig, c: GRPOConfig) -> Callable:
+    """The compiled update `train(state, batch) -> (state, metrics)`: reference and behaviour
+    log-probs, then `epochs` gradient steps on the PolicyLoss. One per (model, config), so a
+    resumed run in the same process reuses it."""
+    loss_fn = c.policy_loss()
+    optimizer = grpo_optimizer(c)
+    # Greedy sampling (temperature 0) scores its tokens under the untempered policy.
+    temperature = c.temperature or 1.0
+
+    def logprobs(params: Any, batch: dict) -> jax.Array:
+        logp, _ = completion_logprobs(
+            model,
+            params,
+            batch["prompt"],
+            batch["prompt_mask"],
+            batch["completion"],
+            batch["mask"],
+            temperature,
+        )
+        return logp
+
+    def loss(params: Any, batch: dict) -> tuple[jax.Array, dict]:
+        logp = logprobs(params, batch)
+        old = batch["old_logp"] if c.epochs > 1 else jax.lax.stop_gradient(logp)
+        return loss_fn(
+            logp, old, batch["advantages"], batch["mask"], batch.get("ref_logp"), c.group_size
+        )
+
+    def train(state: GRPOState, batch: dict) -> tuple[GRPOState, dict]:
+        if c.beta > 0:
+            batch = {**batch, "ref_logp": logprobs(state.ref_params, batch)}
+        if c.epochs > 1:
+            batch = {**batch, "old_logp": logprobs(state.params, batch)}
+
+        def epoch(carry: tuple, _: None) -> tuple[tuple, dict]:
+            params, opt_state = carry
+            (value, metrics), grads = jax.value_and_grad(loss, has_aux=True)(params, batch)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            metrics = {**metrics, "loss": value, "grad_norm": optax.tree.norm(grads)}
+            return (optax.apply_updates(params, updates), opt_state), metrics
+
+        (params, opt_state), metrics = jax.lax.scan(
+            epoch, (state.params, state.opt_state), None, length=c.epochs
+        )
+        metrics = jax.tree.map(lambda x: x[-1], metrics)
+        return GRPOState(params, opt_state, state.ref_params, state.update + 1), metrics
+
+    return jax.jit(train, donate_argnums=0)
+
+
+class GRPO:
+    """GRPO on a token task: `GRPO("addition", seed=0).learn(100)`.
+
+    task: a TokenTask or a task name. model: None (spec T1's tiny transformer, warmed up on the
+    task's noisy demonstrations), a TransformerConfig (random start) or (config, params).
+    run_dir: None (runs/grpo-<task>-s<seed>-<time>), a path, or False (no files).
+    """
+
+    algo = "grpo"
+
+    def __init__(
+        self,
+        task: TokenTask | str,
+        model: TransformerConfig | tuple[TransformerConfig, Any] | None = None,
+        seed: int = 0,
+        run_dir: str | Path | Literal[False] | None = None,
+        warmup: WarmupConfig | None = None,
+        tensorboard: bool = False,
+        **hyperparameters: Any,
+    ):
+        self.task = make_task(task) if isinstance(task, str) else task
+        names = {f.name for f in dataclasses.fields(GRPOConfig)}
+        unknown = sorted(set(hyperparameters) - names)
+        if unknown:
+            raise DuettoError(f"unknown GRPO hyperparameters {unknown}; known: {sorted(names)}")
+        self.config = GRPOConfig(**hyperparameters)
+        self.seed = seed
+        if model is None:
+            self.model = tiny_transformer(self.task.tokenizer.vocab_size)
+            params, _ = warm_up(self.task, self.model, warmup, seed=seed)
+        elif isinstance(model, TransformerConfig):
+            self.model, params = model, init_params(model, jax.random.key(seed))
+        else:
+            self.model, params = model
+        if self.model.vocab_size < self.task.tokenizer.vocab_size:
+            raise DuettoError(
+                f"the model's vocabulary ({self.model.vocab_size}) is smaller than the task's "
+                f"({self.task.tokenizer.vocab_size})"
+            )
+        self.optimizer = grpo_optimizer(self.config)
+        reference = jax.tree.map(jnp.copy, params)  # its own buffers: the state is donated
+        self.state = GRPOState(
+            params, self.optimizer.init(params), reference, jnp.zeros((), jnp.int32)
+        )
+        self.run_dir: Path | None = None
+        self._tensorboard = tensorboard
+        if run_dir is not False:
+            path = (
+                Path(run_dir)
+                if run_dir is not None
+                else default_run_dir("grpo", self.task.name, seed)
+            )
+            self.run_dir = create_run_dir(path, self._run_config())
+        self._build()
+
+    # ---- the compiled pieces -------------------------------------------------------------
+
+    def _build(self) -> None:
+        c, task = self.config, self.task
+        self._sample = make_sampler(
+            self.model,
+            task.max_new_tokens,
+            temperature=c.temperature,
+            top_p=c.top_p,
+            stop_tokens=[task.tokenizer.eos_id],
+            pad_id=task.tokenizer.pad_id,
+        )
+        self._eval_sample = make_sampler(
+            self.model,
+            task.max_new_tokens,
+            temperature=1.0,
+            stop_tokens=[task.tokenizer.eos_id],
+            pad_id=task.tokenizer.pad_id,
+        )
+        self._train = _train_program(self.model, c)
+
+    # ---- one update ----------------------------------------------------------------------
+
+    def _problems(self, update: int) -> list:
+        return self.task.problems(
+            np.random.default_rng([self.seed, update]), self.config.prompts_per_update
+        )
+
+    def step(self) -> dict[str, float]:
+        """One GRPO update; returns its metrics."""
+        c, task = self.config, self.task
+        update = int(self.state.update)
+        t0 = time.perf_counter()
+        problems = self._problems(update)
+        prompt, prompt_mask = task.encode_prompts(problems)
+        prompt = np.repeat(prompt, c.group_size, 0)
+        prompt_mask = np.repeat(prompt_mask, c.group_size, 0)
+        key = jax.random.fold_in(jax.random.key(self.seed), update)
+        samples = self._sample(self.state.params, prompt, prompt_mask, key)
+        completion, mask = np.asarray(samples.tokens), np.asarray(samples.mask)
+        repeated = [p for p in problems for _ in range(c.group_size)]
+        rewards = task.rewards(repeated, completion).reshape(c.prompts_per_update, c.group_size)
+        advantages = np.asarray(
+            group_advantages(jnp.asarray(rewards), baseline=c.baseline, scale=c.scale)
+        )
+        flat = np.asarray(zero_variance_groups(jnp.asarray(rewards)))
+        if c.filter_zero_variance:
+            mask = mask & ~np.repeat(flat, c.group_size)[:, None]
+        t1 = time.perf_counter()
+        batch = {
+            "prompt": prompt,
+            "prompt_mask": prompt_mask,
+            "completion": completion,
+            "mask": mask,
+            "advantages": advantages.reshape(-1).astype(np.float32),
+        }
+        self.state, metrics = self._train(self.state, batch)
+        out = {k: float(v) for k, v in metrics.items()}
+        t2 = time.perf_counter()
+        out.update(
+            reward=float(rewards.mean()),
+            zero_variance=float(flat.mean()),
+            completion_tokens=float(np.asarray(samples.mask).sum(1).mean()),
+            sample_seconds=t1 - t0,
+            train_seconds=t2 - t1,
+        )
+        return out
+
+    # ---- evaluation, learning, checkpoints ------------------------------------------------
+
+    def evaluate(self) -> dict[str, float]:
+        """pass@1 and pass@{eval_samples} on the run's fixed held-out prompts, sampling at T=1."""
+        c, task = self.config, self.task
+        problems = task.problems(np.random.default_rng([self.seed, 2**31 - 1]), c.eval_prompts)
+        prompt, prompt_mask = task.encode_prompts(problems)
+        prompt = np.repeat(prompt, c.eval_samples, 0)
+        prompt_mask = np.repeat(prompt_mask, c.eval_samples, 0)
+        key = jax.random.fold_in(jax.random.key(self.seed + 1), int(self.state.update))
+        tokens = np.asarray(self._eval_sample(self.state.params, prompt, prompt_mask, key).tokens)
+        repeated = [p for p in problems for _ in range(c.eval_samples)]
+        correct = (task.rewards(repeated, tokens) > 0).reshape(c.eval_prompts, c.eval_samples)
+        counts = correct.sum(1)
+        ks = sorted({1, c.eval_samples})
+        return {
+            f"pass@{k}": float(np.mean([pass_at_k(c.eval_samples, int(n), k) for n in counts]))
+            for k in ks
+        }
+
+    def learn(self, updates: int) -> GRPO:
+        """Run `updates` more GRPO updates, logging each and evaluating every eval_every."""
+        if updates < 0:
+            raise DuettoError(f"updates must be >= 0, got {updates}")
+        logger = RunLogger(self.run_dir, self._tensorboard) if self.run_dir else None
+        try:
+            start = int(self.state.update)
+            if start == 0 and logger:
+                logger.log("eval", 0, self.evaluate())
+            for _ in range(updates):
+                metrics = self.step()
+                update = int(self.state.update)
+                if logger:
+                    logger.log("train", update, metrics)
+                last = update == start + updates
+                if logger and (
+                    last or (self.config.eval_every and update % self.config.eval_every == 0)
+                ):
+                    logger.log("eval", update, self.evaluate())
+                if (
+                    self.run_dir
+                    and self.config.checkpoint_every
+                    and update % self.config.checkpoint_every == 0
+                ):
+                    self.save()
+            if self.run_dir and updates:
+                self.save()
+        finally:
+            if logger:
+                logger.close()
+        return self
+
+    def _run_config(self) -> dict[str, Any]:
+        return {
+            "algorithm": self.algo,
+            "task": self.task.name,
+            "seed": self.seed,
+            "model": dataclasses.asdict(self.model),
+            "hyperparameters": dataclasses.asdict(self.config),
+        }
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Write a checkpoint (the run directory's checkpoints/ by default); the task is pickled
+        with it, so resume needs nothing else."""
+        if path is None:
+            if self.run_dir is None:
+                raise DuettoError("this GRPO has no run directory; give save() a path")
+            path = checkpoint_path(self.run_dir, int(self.state.update))
+        meta = {"algorithm": self.algo, **self._run_config(), "update": int(self.state.update)}
+        save_checkpoint(Path(path), meta, self.state, [self.task])
+        return Path(path)
+
+    @classmethod
+    def resume(cls, run_dir: str | Path) -> GRPO:
+        """The run in `run_dir` at its latest checkpoint; learn() continues it and appends to its
+        metrics (rows after the checkpoint are dropped first: they will be logged again)."""
+        run_dir = Path(run_dir)
+        path = latest_checkpoint(run_dir)
+        meta, arrays, objects = read_checkpoint(path)
+        if meta.get("algorithm") != cls.algo:
+            raise DuettoError(f"'{path}' is a {meta.get('algorithm')!r} checkpoint, not GRPO's")
+        config = read_json(run_dir / "config.json")
+        model = TransformerConfig(**meta["model"])
+        self = cls.__new__(cls)
+        self.task = objects[0]
+        self.config = GRPOConfig(**config["hyperparameters"])
+        self.seed = int(meta["seed"])
+        self.model = model
+        self.optimizer = grpo_optimizer(self.config)
+        template_params = jax.eval_shape(lambda: init_params(model, jax.random.key(0)))
+        template = GRPOState(
+            template_params,
+            jax.eval_shape(self.optimizer.init, template_params),
+            template_params,
+            jax.ShapeDtypeStruct((), jnp.int32),
+        )
+        self.state = restore_state(path, arrays, template)
+        self.run_dir = run_dir
+        self._tensorboard = False
+        truncate_metrics(run_dir, int(meta["update"]))
+        self._build()
+        return self
