@@ -131,6 +131,35 @@ def test_bad_sweep_stops_before_ray_starts_or_anything_is_written(tmp_path, kwar
     assert not ray.is_initialized()
 
 
+def test_trial_checkpoints_before_it_reports_and_never_at_the_planned_end(monkeypatch):
+    from duetto.callbacks import TrainingContext
+    from duetto.distributed import trial
+
+    reported, saved = [], []
+    monkeypatch.setattr(trial, "report", lambda ev, steps: reported.append(steps))
+
+    class Agent:
+        plan = {"end": 1000}
+
+        def checkpoint(self):
+            saved.append(ctx.env_steps)
+
+    def at(step, evaluated=None):
+        ctx.env_steps = step
+        if evaluated is not None:
+            ctx.last_eval = {"step": evaluated, "return_mean": 0.0}
+        report(ctx)
+
+    for every, expect_saved in ((None, [300, 600, 900]), (200, [200, 400, 600, 800])):
+        reported.clear(), saved.clear()
+        ctx = TrainingContext(Agent(), 0, 0)
+        report = trial.TuneReport(every, seen=None, saved=0)
+        for step in range(100, 1001, 100):
+            at(step, evaluated=step if step % 300 == 0 or step == 1000 else None)
+        assert reported == [300, 600, 900]  # the end (1000) is reported after eval.json
+        assert saved == expect_saved
+
+
 # ---- trials on a local Ray ----------------------------------------------------------------------
 
 

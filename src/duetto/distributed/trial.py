@@ -2,11 +2,11 @@
 
 The run directory is the trial's whole state, written as a local `duetto train` writes it
 (config.json, metrics.jsonl, checkpoints/, eval.json, curve.png). A trial checkpoints at every
-evaluation (or every `checkpoint_every` env steps) and reports the evaluation's mean return to
-Tune. A trial started again, after its worker died or when an interrupted sweep is resumed,
-continues from the last checkpoint with duetto's exact resume (`duetto.load`, then `learn()`
-finishes the planned steps), so its final parameters are those of an uninterrupted run. A
-trial whose run finished is reported again without training. A JAX-native env trains every
+evaluation (or every `checkpoint_every` env steps instead) and reports the evaluation's mean
+return to Tune. A trial started again, after its worker died or when an interrupted sweep is
+resumed, continues from the last checkpoint with duetto's exact resume (`duetto.load`, then
+`learn()` finishes the planned steps), so its final parameters are those of an uninterrupted
+run. A trial whose run finished is reported again without training. A JAX-native env trains every
 seed of the trial in its one vmapped program; its reported return is the mean over seeds.
 """
 
@@ -94,32 +94,37 @@ def pin_cores(count: int | None) -> list[int]:
 
 
 class TuneReport(Callback):
-    """After each new evaluation before the run's planned end: a checkpoint (when one is due),
-    then the evaluation's mean return to Tune, which may stop the trial there (ASHA). The end
-    is checkpointed by learn() after it writes eval.json, and reported after that."""
+    """Checkpoints every `checkpoint_every` env steps (None: at every evaluation), and after
+    each new evaluation reports its mean return to Tune, which may stop the trial there (ASHA);
+    all before the run's planned end, which learn() checkpoints itself after writing eval.json
+    and run_trial reports after that. `seen`: the evaluation step reported already; `saved`:
+    the step of the checkpoint the run started from."""
 
-    def __init__(self, checkpoint_every: int | None, seen: int | None):
+    def __init__(self, checkpoint_every: int | None, seen: int | None, saved: int):
         super().__init__(1)
         self.checkpoint_every = checkpoint_every
         self.seen = seen
-        self.saved = seen
+        self.saved = saved
 
     def on_interval(self, ctx: TrainingContext) -> bool | None:
+        agent, every = ctx.agent, self.checkpoint_every
+        if agent.plan is None or ctx.env_steps >= agent.plan["end"]:
+            return None
+        if every is not None and self.saved // every < ctx.env_steps // every:
+            self._checkpoint(ctx)
         ev = ctx.last_eval
         if ev is None or ev["step"] == self.seen:
             return None
         self.seen = ev["step"]
-        agent = ctx.agent
-        due = self.checkpoint_every is None or (
-            (self.saved or 0) // self.checkpoint_every < ctx.env_steps // self.checkpoint_every
-        )
-        if agent.plan is None or ctx.env_steps >= agent.plan["end"]:
-            return None  # the run's end: reported once learn() has written it (run_trial)
-        if due:
-            agent.checkpoint()
-            self.saved = ctx.env_steps
+        if every is None:
+            self._checkpoint(ctx)
         report(ev, ctx.env_steps)
         return None
+
+    def _checkpoint(self, ctx: TrainingContext) -> None:
+        if self.saved != ctx.env_steps:
+            ctx.agent.checkpoint()
+            self.saved = ctx.env_steps
 
 
 def report(ev: dict[str, Any], env_steps: int) -> None:
@@ -154,7 +159,7 @@ def run_trial(config: dict[str, Any]) -> None:
     if checkpoints:
         agent = duetto.load(run_dir)
         seen = (agent.last_eval or {}).get("step")
-        agent.learn(callbacks=[TuneReport(spec["checkpoint_every"], seen)])
+        agent.learn(callbacks=[TuneReport(spec["checkpoint_every"], seen, agent.env_steps)])
     else:
         if run_dir.exists():
             shutil.rmtree(run_dir)  # died before its first checkpoint: nothing to continue
@@ -175,7 +180,7 @@ def run_trial(config: dict[str, Any]) -> None:
             eval_every=spec["eval_every"],
             eval_episodes=spec["eval_episodes"],
             stop_at_return=spec["stop_at_return"],
-            callbacks=[TuneReport(spec["checkpoint_every"], None)],
+            callbacks=[TuneReport(spec["checkpoint_every"], None, 0)],
         )
     ev = agent.last_eval or {}
     if ev:
