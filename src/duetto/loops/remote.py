@@ -89,7 +89,7 @@ class RemoteVectorEnv(gym.vector.VectorEnv):
             self.bounds.append((start, end))
             start = end
         actor = ray.remote(**_ray_options(resources))(EnvRunner)
-        self.actors = [
+        self.actors: list[Any] = [
             actor.remote(cloudpickle.dumps([EnvCopy(e) for e in envs[a:b]])) for a, b in self.bounds
         ]
         self._obs_space = self.observation_space
@@ -137,7 +137,7 @@ class RemoteVectorEnv(gym.vector.VectorEnv):
 
         for a in getattr(self, "actors", []):
             ray.kill(a)
-        self.actors = []
+        self.actors: list[Any] = []
 
 
 def _concat(parts: list[Any]) -> Any:
