@@ -137,7 +137,7 @@ class RemoteVectorEnv(gym.vector.VectorEnv):
 
         for a in getattr(self, "actors", []):
             ray.kill(a)
-        self.actors: list[Any] = []
+        self.actors = []
 
 
 def _concat(parts: list[Any]) -> Any:
