@@ -132,14 +132,7 @@ class GRPOState(NamedTuple):
 
 def tiny_transformer(vocab_size: int) -> TransformerConfig:
     """Spec T1's policy: 2 layers, width 64, 4 heads (2 key/value heads), ~0.08 M parameters."""
-    return TransformerConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        num_layers=2,
-        num_heads=4,
-        num_kv_heads=2,
-        intermediate_size=128,
-    )
+    return TransformerConfig(vocab_size=vocab_size)
 
 
 def grpo_optimizer(config: GRPOConfig) -> optax.GradientTransformation:

@@ -28,7 +28,11 @@ from duetto.errors import DuettoError
 
 @dataclass(frozen=True)
 class TransformerConfig:
-    """Architecture of a decoder-only transformer (Llama/Qwen2 names in brackets)."""
+    """Architecture of a decoder-only transformer (Llama/Qwen2 names in brackets).
+
+    The size defaults are the spec's T1 policy (2 layers, width 64, 4 heads; SwiGLU width 128,
+    ~0.08 M parameters with a 16-token vocabulary); rope_theta, rms_norm_eps and the q/k/v
+    biases are Hugging Face's Qwen2Config defaults."""
 
     vocab_size: int
     """Number of token ids [vocab_size]."""
@@ -42,7 +46,7 @@ class TransformerConfig:
     """Key/value heads, each shared by num_heads / num_kv_heads queries [num_key_value_heads]."""
     head_dim: int | None = None
     """Width of one head; hidden_size / num_heads when None [head_dim]."""
-    intermediate_size: int = 256
+    intermediate_size: int = 128
     """Width of the SwiGLU MLP [intermediate_size]."""
     rope_theta: float = 10000.0
     """Base of the rotary frequencies [rope_theta]."""
