@@ -222,7 +222,12 @@ def resume_sweep(
     from duetto.algorithms import get_algorithm
 
     parsed = build_space(get_algorithm(spec["algo"]), _space_items(spec["space"]))
-    return _fit(spec, parsed, address, resume=True, verbose=verbose)
+    rows = _fit(spec, parsed, address, resume=True, verbose=verbose)
+    if read_json(out / "config.json").get("loop") == "host":  # `duetto train --seeds`
+        from duetto.runs.seeds import finish_host_seeds
+
+        finish_host_seeds(out, spec["seeds"])
+    return rows
 
 
 def _space_items(saved: dict[str, Any]) -> dict[str, Any]:
@@ -372,7 +377,7 @@ def _fit(
         trainable = tune.with_resources(
             run_trial, {"cpu": spec["cpus_per_trial"], "gpu": spec["gpus_per_trial"]}
         )
-        lines = _TrialLines(verbose)
+        lines = _trial_lines(verbose)
         if resume and tune.Tuner.can_restore(str(out / TUNE_DIR)):
             tuner = tune.Tuner.restore(
                 str(out / TUNE_DIR),
@@ -460,42 +465,38 @@ def _tune_config(spec: dict[str, Any], workers: int) -> Any:
         search_alg=search_alg,
         num_samples=spec["samples"] if spec["search"] == "optuna" else 1,
         max_concurrent_trials=workers,
+        # a worker process trains one trial after another: its imports and compiled programs
+        # serve them all (a trial of the same shapes compiles nothing)
+        reuse_actors=True,
     )
 
 
-class _TrialLines:
-    """One line per trial event on the driver (built lazily as a tune.Callback)."""
+def _trial_lines(verbose: bool) -> Any:
+    """A Tune callback that prints one line per trial event on the driver."""
+    from ray import tune
 
-    def __new__(cls, verbose: bool) -> Any:
-        from ray import tune
+    def name(trial: Any) -> str:
+        return trial_run_dir(trial.config, trial.trial_id).name
 
-        class Lines(tune.Callback):
-            def _name(self, trial: Any) -> str:
-                return trial_run_dir(trial.config, trial.trial_id).name
+    class TrialLines(tune.Callback):
+        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            if verbose:
+                print(f"{name(trial)}: started", flush=True)
 
-            def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-                if verbose:
-                    print(f"{self._name(trial)}: started", flush=True)
+        def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            if verbose:
+                print(
+                    f"{name(trial)}: its worker failed; starting it again from its last checkpoint",
+                    flush=True,
+                )
 
-            def on_trial_recover(
-                self, iteration: int, trials: list, trial: Any, **info: Any
-            ) -> None:
-                if verbose:
-                    print(
-                        f"{self._name(trial)}: its worker failed; starting it again from its "
-                        "last checkpoint",
-                        flush=True,
-                    )
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            if verbose:
+                r = trial.last_result.get(METRIC)
+                shown = f"{r:.1f}" if isinstance(r, float) else "?"
+                print(f"{name(trial)}: evaluation return {shown}", flush=True)
 
-            def on_trial_complete(
-                self, iteration: int, trials: list, trial: Any, **info: Any
-            ) -> None:
-                if verbose:
-                    r = trial.last_result.get(METRIC)
-                    shown = f"{r:.1f}" if isinstance(r, float) else "?"
-                    print(f"{self._name(trial)}: evaluation return {shown}", flush=True)
-
-        return Lines()
+    return TrialLines()
 
 
 def _summary(spec: dict[str, Any], grid: Any) -> list[dict[str, Any]]:
@@ -542,10 +543,8 @@ def _summary(spec: dict[str, Any], grid: Any) -> list[dict[str, Any]]:
 
 
 def _tid(result: Any) -> str | None:
-    try:
-        return str(result.metrics.get("trial_id")) if result.metrics else None
-    except AttributeError:
-        return None
+    """The Tune trial id of a result (what names an Optuna trial's run directory)."""
+    return (result.metrics or {}).get("trial_id")
 
 
 def _print_table(rows: list[dict[str, Any]], spec: dict[str, Any]) -> None:

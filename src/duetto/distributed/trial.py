@@ -24,7 +24,7 @@ from duetto.distributed.space import setting_tag
 from duetto.runs.checkpoint import SUFFIX
 from duetto.runs.rundir import read_json
 
-_HELD: list[Any] = []  # the core locks this process holds until it exits
+_HELD: list[tuple[int, Any]] = []  # the cores (and their locks) this process holds until it exits
 
 
 def trial_setting(config: dict[str, Any]) -> dict[str, Any]:
@@ -68,6 +68,10 @@ def pin_cores(count: int | None) -> list[int]:
     when `count` covers every core or too few are free."""
     if not count or not hasattr(os, "sched_setaffinity"):
         return []
+    if _HELD:  # a reused worker: its cores, for this trial's thread too
+        cores = [core for core, _ in _HELD]
+        os.sched_setaffinity(0, set(cores))
+        return cores
     cores = sorted(os.sched_getaffinity(0))
     if count >= len(cores):
         return []
@@ -88,7 +92,7 @@ def pin_cores(count: int | None) -> list[int]:
         for _, lock in got:
             lock.close()
         return []
-    _HELD.extend(lock for _, lock in got)
+    _HELD.extend(got)
     os.sched_setaffinity(0, {core for core, _ in got})
     return [core for core, _ in got]
 
