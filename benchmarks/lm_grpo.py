@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--beta", type=float, default=0.04)
     parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--lr-warmup", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=20)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -38,6 +39,7 @@ def main() -> None:
             run_dir=False,
             beta=args.beta,
             learning_rate=args.lr,
+            lr_warmup=args.lr_warmup,
             eval_every=args.eval_every,
         )
         curve = [{"update": 0, "seconds": 0.0, **agent.evaluate()}]

@@ -107,3 +107,18 @@ def test_bad_grpo_arguments_raise(tmp_path):
         GRPO.resume(tmp_path / "empty")
     with pytest.raises(DuettoError, match="already exists"):
         GRPO(task, model=policy(task), run_dir=tmp_path)
+
+
+def test_tempo_option_trains_on_token_advantages():
+    """With tempo=True the update takes [B, T] token advantages; at eta 0 it is GRPO exactly."""
+    task = probe_task()
+    common = dict(model=policy(task), seed=1, run_dir=False, beta=0.0, **FAST)
+    grpo = GRPO(task, **common)
+    tempo = GRPO(task, tempo=True, tempo_eta=0.0, **common)
+    a, b = grpo.step(), tempo.step()
+    assert a["loss"] == pytest.approx(b["loss"], abs=1e-6)
+    leaves = zip(
+        jax.tree.leaves(grpo.state.params), jax.tree.leaves(tempo.state.params), strict=True
+    )
+    for x, y in leaves:
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-6)

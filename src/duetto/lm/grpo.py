@@ -5,7 +5,7 @@ One update:
 2. sample G completions of each with the KV-cache sampler under pi_old = the current policy;
 3. score them with the task's verifier: rewards [P, G];
 4. group advantages A_i (GRPO's z-score, or RLOO / Dr.GRPO / ScaleRL's batch scale), optionally
-   masking zero-variance groups out of the loss;
+   refined per token by TEMPO's prefix tree, and zero-variance groups masked out of the loss;
 5. `epochs` gradient steps (DeepSeekMath's mu) on the PolicyLoss: PPO-clip or CISPO per token,
    k3 KL to the reference policy (the starting policy, frozen), aggregated per sequence, token,
    constant or prompt.
@@ -45,6 +45,7 @@ from duetto.lm.model import TransformerConfig, completion_logprobs, init_params
 from duetto.lm.sampler import make_sampler
 from duetto.lm.supervised import WarmupConfig, warm_up
 from duetto.lm.tasks import TokenTask, make_task
+from duetto.lm.tempo import tempo_advantages
 from duetto.runs.checkpoint import read_checkpoint, restore_state, save_checkpoint
 from duetto.runs.logger import RunLogger
 from duetto.runs.rundir import (
@@ -69,6 +70,8 @@ class GRPOConfig:
     """G: completions per prompt (spec §7.1 small scale: 8; DeepSeekMath: 64)."""
     learning_rate: float = 3e-4
     """Adam step size (spec §7.1 small scale: 1e-4 to 3e-4; DeepSeekMath: 1e-6 on 7B)."""
+    lr_warmup: int = 0
+    """Gradient steps over which the step size rises linearly from 0 (TRL's warmup_steps)."""
     epochs: int = 1
     """Gradient steps per batch of samples, DeepSeekMath's mu (1: pi_old = pi_theta)."""
     max_grad_norm: float = 1.0
@@ -81,6 +84,10 @@ class GRPOConfig:
     """'mean' (GRPO) or 'leave_one_out' (RLOO)."""
     scale: Scale = "group"
     """Advantage scale: 'group' std (GRPO), 'batch' std (ScaleRL), 'none' (Dr.GRPO, RLOO)."""
+    tempo: bool = False
+    """TEMPO's prefix-tree advantage on top of the group advantage (spec §7.2)."""
+    tempo_eta: float = 1.0
+    """Weight of TEMPO's branch differences (spec §7.2's reconstruction: 1)."""
     filter_zero_variance: bool = False
     """Mask groups whose rewards are all equal out of the loss (DAPO, ScaleRL)."""
     objective: Objective = "clip"
@@ -136,10 +143,11 @@ def tiny_transformer(vocab_size: int) -> TransformerConfig:
 
 
 def grpo_optimizer(config: GRPOConfig) -> optax.GradientTransformation:
-    """Adam after a global-norm clip of the gradient."""
-    return optax.chain(
-        optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate)
-    )
+    """Adam after a global-norm clip of the gradient, with an optional linear warm-up."""
+    lr: float | optax.Schedule = config.learning_rate
+    if config.lr_warmup:
+        lr = optax.linear_schedule(0.0, config.learning_rate, config.lr_warmup)
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr))
 
 
 @functools.cache
@@ -233,7 +241,9 @@ class GRPO:
                 f"({self.task.tokenizer.vocab_size})"
             )
         self.optimizer = grpo_optimizer(self.config)
-        reference = jax.tree.map(jnp.copy, params)  # its own buffers: the state is donated
+        # The state owns its buffers (updates donate them): the caller's params stay valid.
+        params = jax.tree.map(jnp.copy, params)
+        reference = jax.tree.map(jnp.copy, params)
         self.state = GRPOState(
             params, self.optimizer.init(params), reference, jnp.zeros((), jnp.int32)
         )
@@ -297,12 +307,19 @@ class GRPO:
         if c.filter_zero_variance:
             mask = mask & ~np.repeat(flat, c.group_size)[:, None]
         t1 = time.perf_counter()
+        if c.tempo:  # token advantages [B, T]
+            shape = (c.prompts_per_update, c.group_size, -1)
+            advantages = tempo_advantages(
+                completion.reshape(shape), mask.reshape(shape), advantages, c.tempo_eta
+            ).reshape(len(completion), -1)
+        else:
+            advantages = advantages.reshape(-1)
         batch = {
             "prompt": prompt,
             "prompt_mask": prompt_mask,
             "completion": completion,
             "mask": mask,
-            "advantages": advantages.reshape(-1).astype(np.float32),
+            "advantages": advantages.astype(np.float32),
         }
         self.state, metrics = self._train(self.state, batch)
         out = {k: float(v) for k, v in metrics.items()}
