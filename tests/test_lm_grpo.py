@@ -12,15 +12,23 @@ from duetto.lm.grpo import GRPO
 from duetto.lm.tasks import DecisionTokens
 from duetto.runs.rundir import read_json, read_metrics
 
-# One tiny policy for every test here: each new shape is a compilation.
+# One tiny policy and one set of shapes and step sizes for every test here: runs that differ only
+# in evaluation, sampling or advantages share their compiled programs.
 SMALL = dict(hidden_size=16, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=32)
-FAST = dict(prompts_per_update=4, group_size=4, eval_prompts=8, eval_samples=2, eval_every=2)
+FAST = dict(
+    prompts_per_update=8,
+    group_size=4,
+    learning_rate=1e-2,
+    eval_prompts=8,
+    eval_samples=2,
+    eval_every=2,
+)
 
 
 def probe_task() -> DecisionTokens:
-    """One free token and one decision: reward 1 iff the second token is the prompt's symbol
-    shifted by one, out of 2 symbols."""
-    return DecisionTokens(symbols=2, length=2, decisions=(1,))
+    """A one-token decision: reward 1 iff the completion is the prompt's symbol shifted by one,
+    out of 2 symbols (a random policy, which also emits special tokens, scores ~0.2)."""
+    return DecisionTokens(symbols=2, length=1, decisions=(0,))
 
 
 def policy(task, seed: int = 0):
@@ -29,21 +37,13 @@ def policy(task, seed: int = 0):
 
 
 def test_grpo_raises_the_reward_of_a_probe_task():
-    """From a random policy (reward ~0.5), GRPO's group advantages push the decision token to
-    the rewarded one."""
+    """From a random policy, GRPO's group advantages push the decision token to the rewarded one
+    (measured over seeds 0-2: from 0.17-0.29 to 0.93-0.96 in 25 updates)."""
     task = probe_task()
-    agent = GRPO(
-        task,
-        model=policy(task),
-        seed=0,
-        run_dir=False,
-        learning_rate=1e-2,
-        beta=0.0,
-        **{**FAST, "prompts_per_update": 8},
-    )
+    agent = GRPO(task, model=policy(task), seed=0, run_dir=False, **FAST)
     rewards = [agent.step()["reward"] for _ in range(25)]
-    assert np.mean(rewards[:3]) < 0.75
-    assert np.mean(rewards[-5:]) > 0.9, rewards
+    assert np.mean(rewards[:3]) < 0.5
+    assert np.mean(rewards[-5:]) > 0.85, rewards
 
 
 def _without_timings(rows):
@@ -81,14 +81,12 @@ def test_zero_variance_filter_drops_flat_groups():
         seed=0,
         run_dir=False,
         filter_zero_variance=True,
-        beta=0.0,
-        prompts_per_update=4,
-        group_size=2,
         temperature=0.0,
+        **FAST,
     )
     metrics = agent.step()  # greedy sampling: a group's two samples are identical
     assert metrics["zero_variance"] == 1.0
-    assert metrics["grad_norm"] == 0.0 and metrics["loss"] == 0.0
+    assert metrics["grad_norm"] == 0.0 and metrics["loss"] == 0.0 and metrics["kl"] == 0.0
 
 
 def test_bad_grpo_arguments_raise(tmp_path):
@@ -112,7 +110,7 @@ def test_bad_grpo_arguments_raise(tmp_path):
 def test_tempo_option_trains_on_token_advantages():
     """With tempo=True the update takes [B, T] token advantages; at eta 0 it is GRPO exactly."""
     task = probe_task()
-    common = dict(model=policy(task), seed=1, run_dir=False, beta=0.0, **FAST)
+    common = dict(model=policy(task), seed=1, run_dir=False, **FAST)
     grpo = GRPO(task, **common)
     tempo = GRPO(task, tempo=True, tempo_eta=0.0, **common)
     a, b = grpo.step(), tempo.step()

@@ -142,7 +142,7 @@ def test_sampler_log_probs_and_frequencies():
     params = jax.tree_util.tree_map(lambda x: 8 * x, small_params(1))  # spread the logits
     temperature = 1.5
     sample = make_sampler(SMALL, 6, temperature=temperature, stop_tokens=[1], pad_id=0)
-    n = 1500
+    n = 1000
     prompt, pmask = pad_left([[2, 3], [4, 5, 6, 7]], pad_id=0)
     prompt, pmask = np.repeat(prompt, n, 0), np.repeat(pmask, n, 0)
     out = sample(params, prompt, pmask, jax.random.key(2))

@@ -150,6 +150,18 @@ def grpo_optimizer(config: GRPOConfig) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr))
 
 
+def _program_key(c: GRPOConfig) -> GRPOConfig:
+    """The config with the fields the compiled update does not read set to their defaults, so
+    that runs differing only in those (evaluation, sampling, advantages) share one program."""
+    defaults = GRPOConfig()
+    unread = (
+        "prompts_per_update", "top_p", "baseline", "scale", "tempo", "tempo_eta",
+        "filter_zero_variance", "eval_every", "eval_prompts", "eval_samples", "checkpoint_every",
+    )  # fmt: skip
+    kept = dataclasses.replace(c, **{name: getattr(defaults, name) for name in unread})
+    return dataclasses.replace(kept, temperature=c.temperature or 1.0)
+
+
 @functools.cache
 def _train_program(model: TransformerConfig, c: GRPOConfig) -> Callable:
     """The compiled update `train(state, batch) -> (state, metrics)`: reference and behaviour
@@ -157,8 +169,7 @@ def _train_program(model: TransformerConfig, c: GRPOConfig) -> Callable:
     resumed run in the same process reuses it."""
     loss_fn = c.policy_loss()
     optimizer = grpo_optimizer(c)
-    # Greedy sampling (temperature 0) scores its tokens under the untempered policy.
-    temperature = c.temperature or 1.0
+    temperature = c.temperature  # greedy runs (0) score under the untempered policy: 1
 
     def logprobs(params: Any, batch: dict) -> jax.Array:
         logp, _ = completion_logprobs(
@@ -277,7 +288,7 @@ class GRPO:
             stop_tokens=[task.tokenizer.eos_id],
             pad_id=task.tokenizer.pad_id,
         )
-        self._train = _train_program(self.model, c)
+        self._train = _train_program(self.model, _program_key(c))
 
     # ---- one update ----------------------------------------------------------------------
 

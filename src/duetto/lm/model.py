@@ -16,6 +16,8 @@ Parameter names follow the Hugging Face checkpoints (`embed_tokens`, `layers_{i}
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -288,8 +290,12 @@ class Transformer(nn.Module):
 
 def init_params(config: TransformerConfig, key: jax.Array) -> dict:
     """Randomly initialised parameters (normal(0.02) weights, unit norms, zero biases)."""
-    tokens = jnp.zeros((1, 2), jnp.int32)
-    return jax.jit(Transformer(config).init)(key, tokens)["params"]
+    return _init_program(config)(key, jnp.zeros((1, 2), jnp.int32))["params"]
+
+
+@functools.cache
+def _init_program(config: TransformerConfig) -> Callable:
+    return jax.jit(Transformer(config).init)
 
 
 def count_params(params: dict) -> int:
