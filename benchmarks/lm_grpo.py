@@ -1,7 +1,7 @@
 """GRPO on a token task from the supervised warm-up: pass@1 against updates and wall-clock.
 
     python benchmarks/lm_grpo.py --task addition --updates 200 --seeds 0,1,2 [--beta 0.04]
-        [--lr 3e-4] [--out benchmarks/results/lm_grpo_addition.json]
+        [--lr 1e-4] [--out benchmarks/results/lm_grpo_addition.json]
 
 Each seed warms up spec T1's tiny transformer (duetto.lm.tiny_transformer) on the task's noisy
 demonstrations, then runs GRPO with the given options, evaluating pass@1 and pass@4 on 128
@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=200)
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--beta", type=float, default=0.04)
-    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--lr-warmup", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=20)
     parser.add_argument("--out", type=Path, default=None)
