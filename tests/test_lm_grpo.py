@@ -62,6 +62,7 @@ def test_run_directory_and_exact_resume(tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     rows = read_metrics(tmp_path / "straight")
     assert _without_timings(rows) == _without_timings(read_metrics(tmp_path / "half"))
+    assert _without_timings(rows) == _without_timings(straight.history)
     assert [r["step"] for r in rows if r["kind"] == "train"] == [1, 2, 3, 4]
     assert [r["step"] for r in rows if r["kind"] == "eval"] == [0, 2, 4]
     assert all(0.0 <= r["pass@1"] <= r["pass@2"] <= 1.0 for r in rows if r["kind"] == "eval")

@@ -263,6 +263,7 @@ class GRPO:
         )
         self.run_dir: Path | None = None
         self._tensorboard = tensorboard
+        self.history: list[dict[str, Any]] = []
         if run_dir is not False:
             path = (
                 Path(run_dir)
@@ -368,29 +369,31 @@ class GRPO:
         }
 
     def learn(self, updates: int) -> GRPO:
-        """Run `updates` more GRPO updates, logging each and evaluating every eval_every."""
+        """Run `updates` more GRPO updates, evaluating at the start of a run, every eval_every
+        updates and at the end. Every row also goes to `self.history` (and to the run
+        directory's metrics.jsonl when there is one)."""
         if updates < 0:
             raise DuettoError(f"updates must be >= 0, got {updates}")
         logger = RunLogger(self.run_dir, self._tensorboard) if self.run_dir else None
+
+        def log(kind: str, step: int, values: dict[str, float]) -> None:
+            self.history.append({"kind": kind, "step": step, **values})
+            if logger:
+                logger.log(kind, step, values)
+
         try:
             start = int(self.state.update)
-            if start == 0 and logger:
-                logger.log("eval", 0, self.evaluate())
+            if start == 0:
+                log("eval", 0, self.evaluate())
             for _ in range(updates):
                 metrics = self.step()
                 update = int(self.state.update)
-                if logger:
-                    logger.log("train", update, metrics)
-                last = update == start + updates
-                if logger and (
-                    last or (self.config.eval_every and update % self.config.eval_every == 0)
-                ):
-                    logger.log("eval", update, self.evaluate())
-                if (
-                    self.run_dir
-                    and self.config.checkpoint_every
-                    and update % self.config.checkpoint_every == 0
-                ):
+                log("train", update, metrics)
+                every = self.config.eval_every
+                if update == start + updates or (every and update % every == 0):
+                    log("eval", update, self.evaluate())
+                every = self.config.checkpoint_every
+                if self.run_dir and every and update % every == 0:
                     self.save()
             if self.run_dir and updates:
                 self.save()
@@ -422,7 +425,9 @@ class GRPO:
     @classmethod
     def resume(cls, run_dir: str | Path) -> GRPO:
         """The run in `run_dir` at its latest checkpoint; learn() continues it and appends to its
-        metrics (rows after the checkpoint are dropped first: they will be logged again)."""
+        metrics (rows after the checkpoint are dropped first: they will be logged again). The
+        state, and so every later update, is bit for bit the uninterrupted run's; the metrics
+        differ only by the evaluation that ends each learn() call."""
         run_dir = Path(run_dir)
         path = latest_checkpoint(run_dir)
         meta, arrays, objects = read_checkpoint(path)
@@ -446,6 +451,7 @@ class GRPO:
         self.state = restore_state(path, arrays, template)
         self.run_dir = run_dir
         self._tensorboard = False
+        self.history = []
         truncate_metrics(run_dir, int(meta["update"]))
         self._build()
         return self
