@@ -121,3 +121,17 @@ def test_tempo_option_trains_on_token_advantages():
     )
     for x, y in leaves:
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-6)
+
+
+def test_d3s_options_keep_fewer_tokens():
+    """At the start of the schedule D^3S keeps half of each group (the variance-maximising half)
+    and 30 % of the remaining tokens; the update counts the tokens it back-propagates."""
+    task = probe_task()
+    common = dict(model=policy(task), seed=2, run_dir=False, **FAST)
+    full = GRPO(task, **common).step()
+    d3s = GRPO(task, d3s_sample_start=0.5, d3s_token_start=0.3, **common).step()
+    rows = FAST["prompts_per_update"] * FAST["group_size"]
+    assert full["tokens"] == full["completion_tokens"] * rows  # every token of every sample
+    assert 0 < d3s["tokens"] < 0.5 * full["tokens"]  # the same samples (same seed and policy)
+    with pytest.raises(DuettoError, match="d3s_token_start"):
+        GRPO(task, model=policy(task), run_dir=False, d3s_token_start=0.0)

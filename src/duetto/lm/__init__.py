@@ -5,6 +5,7 @@ from duetto.lm.evaluation import evaluate, pass_at_k
 from duetto.lm.grpo import GRPO, GRPOConfig, tiny_transformer
 from duetto.lm.losses import PolicyLoss, group_advantages
 from duetto.lm.model import (
+    CompletionScores,
     KVCache,
     Output,
     Transformer,
@@ -32,6 +33,7 @@ __all__ = [
     "GRPO",
     "TASKS",
     "CharTokenizer",
+    "CompletionScores",
     "DecisionTokens",
     "GRPOConfig",
     "ModularAddition",

@@ -53,12 +53,12 @@ def _max_variance_mask(advantages: jax.Array, k: int) -> jax.Array:
 
 
 def top_token_mask(
-    advantages: jax.Array, entropy: jax.Array, mask: jax.Array, fraction: float
+    advantages: jax.Array, entropy: jax.Array, mask: jax.Array, fraction: float | jax.Array
 ) -> jax.Array:
     """The tokens with the largest |A_{i,t}| * H_{i,t}, a `fraction` of the batch's real tokens
     (rounded up; ties at the threshold are all kept): advantages [B] or [B, T], entropy and mask
-    [B, T] -> bool [B, T]."""
-    if not 0.0 < fraction <= 1.0:
+    [B, T] -> bool [B, T]. `fraction` may be traced (a schedule inside a compiled update)."""
+    if isinstance(fraction, float | int) and not 0.0 < fraction <= 1.0:
         raise DuettoError(f"the kept token fraction must be in (0, 1], got {fraction}")
     a = advantages[:, None] if advantages.ndim == 1 else advantages
     score = jnp.where(mask, jnp.abs(a) * entropy, -jnp.inf)

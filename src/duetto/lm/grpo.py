@@ -5,7 +5,8 @@ One update:
 2. sample G completions of each with the KV-cache sampler under pi_old = the current policy;
 3. score them with the task's verifier: rewards [P, G];
 4. group advantages A_i (GRPO's z-score, or RLOO / Dr.GRPO / ScaleRL's batch scale), optionally
-   refined per token by TEMPO's prefix tree, and zero-variance groups masked out of the loss;
+   refined per token by TEMPO's prefix tree; zero-variance groups, and the samples and tokens
+   D^3S leaves out, masked out of the loss;
 5. `epochs` gradient steps (DeepSeekMath's mu) on the PolicyLoss: PPO-clip or CISPO per token,
    k3 KL to the reference policy (the starting policy, frozen), aggregated per sequence, token,
    constant or prompt.
@@ -31,6 +32,7 @@ import numpy as np
 import optax
 
 from duetto.errors import DuettoError
+from duetto.lm.d3s import max_variance_mask, schedule, top_token_mask
 from duetto.lm.evaluation import pass_at_k
 from duetto.lm.losses import (
     Aggregation,
@@ -41,7 +43,12 @@ from duetto.lm.losses import (
     group_advantages,
     zero_variance_groups,
 )
-from duetto.lm.model import TransformerConfig, completion_logprobs, init_params
+from duetto.lm.model import (
+    CompletionScores,
+    TransformerConfig,
+    completion_logprobs,
+    init_params,
+)
 from duetto.lm.sampler import make_sampler
 from duetto.lm.supervised import WarmupConfig, warm_up
 from duetto.lm.tasks import TokenTask, make_task
@@ -91,6 +98,14 @@ class GRPOConfig:
     """TEMPO's prefix-tree advantage on top of the group advantage (spec §7.2)."""
     tempo_eta: float = 1.0
     """Weight of TEMPO's branch differences (spec §7.2's reconstruction: 1)."""
+    d3s_sample_start: float = 1.0
+    """D^3S sample level: the fraction of each group kept (its variance-maximising subset) at
+    the start, rising to 1 over d3s_ramp (spec §7.3 example: 0.5; 1: off)."""
+    d3s_token_start: float = 1.0
+    """D^3S token level: the fraction of the batch's tokens kept (largest |A| x entropy) at the
+    start, rising to 1 over d3s_ramp (spec §7.3 example: 0.3; 1: off)."""
+    d3s_ramp: int = 100
+    """Updates over which the D^3S fractions rise to 1 (spec: the first 50-70 % of training)."""
     filter_zero_variance: bool = False
     """Mask groups whose rewards are all equal out of the loss (DAPO, ScaleRL)."""
     objective: Objective = "clip"
@@ -118,6 +133,11 @@ class GRPOConfig:
                 raise DuettoError(f"GRPOConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.group_size < 2:
             raise DuettoError("GRPO needs group_size >= 2: advantages compare a prompt's samples")
+        for name in ("d3s_sample_start", "d3s_token_start"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise DuettoError(f"GRPOConfig.{name} must be in (0, 1], got {getattr(self, name)}")
+        if self.d3s_ramp < 1:
+            raise DuettoError(f"GRPOConfig.d3s_ramp must be >= 1, got {self.d3s_ramp}")
         self.policy_loss()  # validates objective, aggregation and ranges
 
     def policy_loss(self) -> PolicyLoss:
@@ -160,9 +180,12 @@ def _program_key(c: GRPOConfig) -> GRPOConfig:
     unread = (
         "prompts_per_update", "top_p", "baseline", "scale", "tempo", "tempo_eta",
         "filter_zero_variance", "eval_every", "eval_prompts", "eval_samples", "checkpoint_every",
+        "d3s_sample_start", "d3s_ramp",
     )  # fmt: skip
     kept = dataclasses.replace(c, **{name: getattr(defaults, name) for name in unread})
-    return dataclasses.replace(kept, temperature=c.temperature or 1.0)
+    # the token fraction is an input of the program; only whether it selects matters
+    token_start = 0.5 if c.d3s_token_start < 1.0 else 1.0
+    return dataclasses.replace(kept, temperature=c.temperature or 1.0, d3s_token_start=token_start)
 
 
 @functools.cache
@@ -174,8 +197,8 @@ def _train_program(model: TransformerConfig, c: GRPOConfig) -> Callable:
     optimizer = grpo_optimizer(c)
     temperature = c.temperature  # greedy runs (0) score under the untempered policy: 1
 
-    def logprobs(params: Any, batch: dict) -> jax.Array:
-        logp, _ = completion_logprobs(
+    def scores(params: Any, batch: dict) -> CompletionScores:
+        return completion_logprobs(
             model,
             params,
             batch["prompt"],
@@ -184,26 +207,36 @@ def _train_program(model: TransformerConfig, c: GRPOConfig) -> Callable:
             batch["mask"],
             temperature,
         )
-        return logp
 
     def loss(params: Any, batch: dict) -> tuple[jax.Array, dict]:
-        logp = logprobs(params, batch)
-        old = batch["old_logp"] if c.epochs > 1 else jax.lax.stop_gradient(logp)
+        logp = scores(params, batch).logprobs
+        old = batch["old_logp"] if "old_logp" in batch else jax.lax.stop_gradient(logp)
         return loss_fn(
             logp, old, batch["advantages"], batch["mask"], batch.get("ref_logp"), c.group_size
         )
 
     def train(state: GRPOState, batch: dict) -> tuple[GRPOState, dict]:
         if c.beta > 0:
-            batch = {**batch, "ref_logp": logprobs(state.ref_params, batch)}
-        if c.epochs > 1:
-            batch = {**batch, "old_logp": logprobs(state.params, batch)}
+            batch = {**batch, "ref_logp": scores(state.ref_params, batch).logprobs}
+        if c.epochs > 1 or c.d3s_token_start < 1.0:
+            behaviour = scores(state.params, batch)
+            batch = {**batch, "old_logp": behaviour.logprobs}
+            if c.d3s_token_start < 1.0:  # D^3S: tokens of largest |A| x H under pi_old
+                batch["mask"] = top_token_mask(
+                    batch["advantages"], behaviour.entropy, batch["mask"], batch["token_fraction"]
+                )
+        tokens = jnp.sum(batch["mask"])
 
         def epoch(carry: tuple, _: None) -> tuple[tuple, dict]:
             params, opt_state = carry
             (value, metrics), grads = jax.value_and_grad(loss, has_aux=True)(params, batch)
             updates, opt_state = optimizer.update(grads, opt_state, params)
-            metrics = {**metrics, "loss": value, "grad_norm": optax.tree.norm(grads)}
+            metrics = {
+                **metrics,
+                "loss": value,
+                "grad_norm": optax.tree.norm(grads),
+                "tokens": tokens,
+            }
             return (optax.apply_updates(params, updates), opt_state), metrics
 
         (params, opt_state), metrics = jax.lax.scan(
@@ -321,6 +354,12 @@ class GRPO:
         flat = np.asarray(zero_variance_groups(jnp.asarray(rewards)))
         if c.filter_zero_variance:
             mask = mask & ~np.repeat(flat, c.group_size)[:, None]
+        progress = update / c.d3s_ramp
+        if c.d3s_sample_start < 1.0:  # D^3S: each group's variance-maximising subset
+            fraction = schedule(progress, c.d3s_sample_start, ramp=1.0)
+            k = max(1, int(np.ceil(fraction * c.group_size)))
+            kept = np.asarray(max_variance_mask(jnp.asarray(advantages), k)).reshape(-1)
+            mask = mask & kept[:, None]
         t1 = time.perf_counter()
         if c.tempo:  # token advantages [B, T]
             shape = (c.prompts_per_update, c.group_size, -1)
@@ -329,13 +368,15 @@ class GRPO:
             ).reshape(len(completion), -1)
         else:
             advantages = advantages.reshape(-1)
-        batch = {
+        batch: dict[str, Any] = {
             "prompt": prompt,
             "prompt_mask": prompt_mask,
             "completion": completion,
             "mask": mask,
             "advantages": advantages.astype(np.float32),
         }
+        if c.d3s_token_start < 1.0:
+            batch["token_fraction"] = np.float32(schedule(progress, c.d3s_token_start, ramp=1.0))
         self.state, metrics = self._train(self.state, batch)
         out = {k: float(v) for k, v in metrics.items()}
         t2 = time.perf_counter()

@@ -302,6 +302,16 @@ def count_params(params: dict) -> int:
     return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))
 
 
+class CompletionScores(NamedTuple):
+    """logprobs: [batch, N] log pi(token), 0 off the mask; entropy: [batch, N] the entropy of
+    pi at the position of each token, 0 off the mask; values: [batch, N] the value head at the
+    state before each token, or None."""
+
+    logprobs: jax.Array
+    entropy: jax.Array
+    values: jax.Array | None
+
+
 def completion_logprobs(
     config: TransformerConfig,
     params: dict,
@@ -310,13 +320,10 @@ def completion_logprobs(
     completion: jax.Array,
     completion_mask: jax.Array,
     temperature: float = 1.0,
-) -> tuple[jax.Array, jax.Array | None]:
-    """log pi(completion token | prompt, earlier tokens) under softmax(logits / temperature).
-
-    prompt: [batch, P] left-padded; completion: [batch, N] right-padded. Returns (logprobs
-    [batch, N] float32, 0 where completion_mask is False; values [batch, N] or None: the value
-    head at the position that predicts each completion token, i.e. of the state before it).
-    """
+) -> CompletionScores:
+    """Scores of each completion token given the prompt and the earlier tokens, under
+    softmax(logits / temperature). prompt: [batch, P] left-padded; completion: [batch, N]
+    right-padded."""
     tokens = jnp.concatenate([prompt, completion], axis=1)
     mask = jnp.concatenate([prompt_mask, completion_mask], axis=1).astype(bool)
     out = Transformer(config).apply({"params": params}, tokens, mask)
@@ -324,5 +331,8 @@ def completion_logprobs(
     logits = out.logits[:, p - 1 : -1] / temperature
     logp = jax.nn.log_softmax(logits, axis=-1)
     taken = jnp.take_along_axis(logp, completion[..., None], axis=-1)[..., 0]
+    entropy = -jnp.sum(jnp.exp(logp) * logp, axis=-1)
     values = None if out.values is None else out.values[:, p - 1 : -1]
-    return jnp.where(completion_mask, taken, 0.0), values
+    return CompletionScores(
+        jnp.where(completion_mask, taken, 0.0), jnp.where(completion_mask, entropy, 0.0), values
+    )

@@ -61,7 +61,9 @@ def nll(
     completion_mask: jax.Array,
 ) -> jax.Array:
     """Mean negative log-likelihood per completion token (<eos> included)."""
-    logp, _ = completion_logprobs(config, params, prompt, prompt_mask, completion, completion_mask)
+    logp = completion_logprobs(
+        config, params, prompt, prompt_mask, completion, completion_mask
+    ).logprobs
     return -jnp.sum(logp) / jnp.maximum(jnp.sum(completion_mask), 1)
 
 
