@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/duetto train sac --env Pendulum-v1 --preset fast --steps 10000 --seed 0 --progress
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(BIN)/python -m pytest -q -n 2 --durations=25 -m "not slow" tests
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow tests

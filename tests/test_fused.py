@@ -187,7 +187,7 @@ def test_cli_host_seeds_write_one_run_per_seed(tmp_path, capsys):
     assert (out / "seed-0" / "metrics.jsonl").exists() and (out / "seed-2" / "eval.json").exists()
     assert (out / "curve.png").exists() and (out / "eval.json").exists()
     assert main(["train", "--resume", str(out), "--steps", "10"]) == 2
-    assert "resume each of them" in capsys.readouterr().err
+    assert "holds one run per seed" in capsys.readouterr().err
 
 
 def test_a_sweep_is_the_same_runs_in_one_program(tmp_path):

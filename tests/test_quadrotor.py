@@ -251,7 +251,8 @@ def test_disturbance_and_hover_thrust_in_the_dynamics_and_params_vmap():
 def test_registered_as_a_jax_native_env_with_500_step_episodes():
     assert "Quadrotor-v0" in DUETTO_ENVS and is_jax_env("duetto:Quadrotor-v0")
     env = make_jax_env("duetto:Quadrotor-v0", "td3", ("box",))
-    assert (env.spec.obs_dim, env.spec.action_dim, env.max_steps) == (146, 4, 500)
+    assert (env.spec.actor_dim, env.spec.action_dim, env.max_steps) == (146, 4, 500)
+    assert env.spec.privileged_dim == 28  # the critic observation, appended
     assert not env.own_step  # the fused loop draws its resets ahead, as for gymnax's envs
     for time, truncated in ((499, False), (500, True)):
         state = state_at(body_at(), time=jnp.asarray(time, jnp.int32))

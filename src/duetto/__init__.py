@@ -14,6 +14,7 @@ from duetto.agent import Agent, load  # noqa: E402
 from duetto.algorithms import AGENTS  # noqa: E402
 from duetto.analysis.facade import plot, report  # noqa: E402
 from duetto.distributed.sweep import resume_sweep, sweep  # noqa: E402  (imports Ray when run)
+from duetto.envs.privileged import PrivilegedObservation  # noqa: E402
 from duetto.errors import DuettoError  # noqa: E402
 from duetto.runtime import configure  # noqa: E402
 
@@ -24,6 +25,7 @@ __all__ = [
     *(cls.__name__ for cls in AGENTS.values()),
     "Agent",
     "DuettoError",
+    "PrivilegedObservation",
     "configure",
     "load",
     "plot",

@@ -116,7 +116,8 @@ def networks(config: ActorCriticConfig, spec: EnvSpec) -> tuple[Any, Any]:
         config.hidden, 1, activation=config.activation, weight_init="orthogonal", out_gain=1.0
     )
     # SB3 initialises the feature extractor orthogonally with gain √2 too (ortho_init).
-    return encoded(actor, spec, config, "orthogonal"), encoded(critic, spec, config, "orthogonal")
+    critic = encoded(critic, spec, config, "orthogonal", role="critic")
+    return encoded(actor, spec, config, "orthogonal"), critic
 
 
 def init_state(

@@ -497,6 +497,13 @@ class Agent:
         if many:
             summary["seed_returns"] = per.tolist()
         summary["length_mean"] = float(lengths.mean())
+        limit = getattr(self.loop, "time_limit", None)
+        if limit is not None:  # episodes that lasted the time limit (not terminated before)
+            full = (lengths >= limit).mean(axis=1)
+            summary["full_length_share"] = float(full.mean())
+            if many:
+                summary["seed_full_length_share"] = full.tolist()
+                summary["seed_length_mean"] = lengths.mean(axis=1).tolist()
         summary["returns"] = returns.tolist() if many else returns[0].tolist()
         return summary
 

@@ -109,9 +109,27 @@ def override(value: Any, source: str, doc: str | None = None) -> Any:
     return dataclasses.field(default=value, metadata={"override": (source, doc)})
 
 
+CRITIC_OBS = ("actor", "privileged", "both")
+
+
 @dataclass(frozen=True)
 class Config:
-    """The base of every algorithm's hyperparameters (fields declared with `config.hp`)."""
+    """The base of every algorithm's hyperparameters (fields declared with `config.hp`).
+
+    `critic_obs` is every actor-critic's: what its critics (Q or V) read. "privileged" is the
+    asymmetric actor-critic (Pinto et al. 2018): the critic reads the env's privileged
+    observation (EnvSpec.privileged_dim, appended after the actor's: nets/encoder.py), which
+    only the critic, used in training alone, may see."""
+
+    critic_obs: str = hp(
+        "actor",
+        "what the critics read: actor (the actor's observation), privileged (the env's "
+        "privileged observation only: the asymmetric actor-critic of Pinto et al. 2018 and "
+        "Learning to Fly) or both (the two, concatenated); privileged and both need an env "
+        "that gives one (duetto:Quadrotor-v0, or a Gymnasium env in "
+        "duetto.PrivilegedObservation)",
+        choices=CRITIC_OBS,
+    )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -193,6 +211,12 @@ class OffPolicyConfig(Config):
         "env steps over which β goes from per_beta0 to 1 (set it to the run's length; the "
         "paper anneals over the whole run) [Schaul et al. 2016: to 1 at the end of learning]",
         low=1,
+    )
+    curriculum: str = loop_hp(
+        "",
+        "a curriculum of the env ('' none; duetto:Quadrotor-v0 has 'l2f', the reward curriculum "
+        "of Learning to Fly): every so many env steps it changes the env's parameters and the "
+        "loop recomputes the rewards in the replay, inside the compiled program (fused loop)",
     )
     per_eps: float = loop_hp(
         1e-6,

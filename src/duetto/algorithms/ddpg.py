@@ -45,4 +45,4 @@ PRESETS: dict[str, dict[str, Any]] = {
     "fast": dict(td3.PRESETS["fast"]),
     "mujoco": {**td3.PRESETS["mujoco"], "policy_delay": 1},  # RL-Zoo ddpg.yml MuJoCo
 }
-PRESET_STEPS = dict(td3.PRESET_STEPS)
+PRESET_STEPS = {name: td3.PRESET_STEPS[name] for name in PRESETS}

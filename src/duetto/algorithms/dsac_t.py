@@ -207,7 +207,7 @@ def _networks(config: DSACTConfig, spec: EnvSpec) -> tuple[Any, Any]:
         weight_init=config.weight_init,
     )
     init = config.weight_init
-    return encoded(actor, spec, config, init), encoded(critic, spec, config, init)
+    return encoded(actor, spec, config, init), encoded(critic, spec, config, init, role="critic")
 
 
 def init(key: jax.Array, spec: EnvSpec, config: DSACTConfig, n_envs: int = 1) -> DSACTState:

@@ -131,7 +131,11 @@ def _networks(config: MDPOOffConfig, spec: EnvSpec) -> tuple[Any, Any, Any]:
     q = CriticEnsemble(config.hidden, n=config.n_critics, weight_init=config.weight_init)
     v = MLP(config.hidden, 1, weight_init=config.weight_init)
     init = config.weight_init
-    return tuple(encoded(net, spec, config, init) for net in (actor, q, v))  # type: ignore[return-value]
+    return (
+        encoded(actor, spec, config, init),
+        encoded(q, spec, config, init, role="critic"),
+        encoded(v, spec, config, init, role="critic"),
+    )
 
 
 def init(key: jax.Array, spec: EnvSpec, config: MDPOOffConfig, n_envs: int = 1) -> MDPOOffState:

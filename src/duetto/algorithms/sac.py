@@ -137,7 +137,8 @@ def _networks(config: SACConfig, spec: EnvSpec) -> tuple[Any, Any]:
         config.hidden, n=config.n_critics, dtype=dtype, weight_init=config.weight_init
     )
     init = config.weight_init
-    return encoded(actor, spec, config, init, dtype), encoded(critic, spec, config, init, dtype)
+    critic = encoded(critic, spec, config, init, dtype, role="critic")
+    return encoded(actor, spec, config, init, dtype), critic
 
 
 def init(key: jax.Array, spec: EnvSpec, config: SACConfig, n_envs: int = 1) -> SACState:

@@ -70,6 +70,29 @@ class TD3Config(OffPolicyConfig):
     exploration_noise: float = hp(
         0.1, "σ of the Gaussian exploration noise, in action units [paper, CleanRL]", low=0
     )
+    actor_learning_starts: int = hp(
+        0,
+        "env steps before the first actor step, counted as learning_starts is (0: from the "
+        "first update) [Learning to Fly: N_WARMUP_STEPS_ACTOR]",
+        low=0,
+    )
+    critic_target_delay: int = hp(
+        0,
+        "critic steps between Polyak steps of the critic targets (0: with each actor step, as "
+        "the paper does) [paper; Learning to Fly: 1, CRITIC_TARGET_UPDATE_INTERVAL]",
+        low=0,
+    )
+    activation: str = hp(
+        "relu", "hidden activation of actor and critics [CleanRL, paper]", choices=("relu", "tanh")
+    )
+    weight_decay: float = hp(
+        0.0,
+        "decoupled decay of the weight matrices (not biases) per optimiser step, w -= "
+        "weight_decay·w after Adam's step, not scaled by the learning rate (0: none) "
+        "[rl_tools' Adam, as Learning to Fly runs it]",
+        low=0,
+        high=1,
+    )
     weight_init: str = weight_init_hp()
     encoder: str = encoder_hp()
     cnn_features: int = cnn_features_hp()
@@ -106,7 +129,37 @@ PRESETS["mujoco"] = {
     "learning_starts": 10_000,
     "weight_init": "torch",
 }
-PRESET_STEPS = {"zoo": 20_000, "fast": 10_000, "mujoco": 1_000_000}
+# Learning to Fly in Seconds (Eschmann, Albani, Loianno 2024), arplaboratory/learning-to-fly at
+# d07592d, src/config/config.h and actor_and_critic.h: 64-64 tanh networks (fast tanh there),
+# batch 256, γ 0.99, target noise 0.2 clipped at 0.5, exploration noise 0.1, a critic step every
+# 10 env steps and an actor step every 20, critic targets after each critic step and the actor's
+# after each actor step, critic warm-up 15k and actor warm-up 30k env steps acting with the
+# untrained policy and its noise (rl_tools' off-policy runner has no uniform phase), a replay of
+# the whole run, Adam (rl_tools' defaults: α 1e-3, ε 1e-8) with WEIGHT_DECAY 1e-4 applied as
+# 1e-4/2 per step; the asymmetric critic on the privileged observation and the reward
+# curriculum (src/steps/curriculum.h) of duetto:Quadrotor-v0. 300,001 steps.
+PRESETS["l2f"] = {
+    "hidden": (64, 64),
+    "activation": "tanh",
+    "batch_size": 256,
+    "gamma": 0.99,
+    "learning_rate": 1e-3,
+    "weight_decay": 5e-5,
+    "tau": 0.005,
+    "target_noise": 0.2,
+    "target_noise_clip": 0.5,
+    "exploration_noise": 0.1,
+    "env_steps_per_update": 10,
+    "policy_delay": 2,
+    "critic_target_delay": 1,
+    "learning_starts": 15_000,
+    "actor_learning_starts": 30_000,
+    "warmup_actions": "policy",
+    "buffer_size": 300_001,
+    "critic_obs": "privileged",
+    "curriculum": "l2f",
+}
+PRESET_STEPS = {"zoo": 20_000, "fast": 10_000, "mujoco": 1_000_000, "l2f": 300_001}
 
 
 class TD3State(flax.struct.PyTreeNode):
@@ -127,10 +180,27 @@ class TD3State(flax.struct.PyTreeNode):
 def _networks(config: Any, spec: EnvSpec) -> tuple[Any, Any]:
     """The actor and the critic ensemble, each with its own encoder where the observation
     needs one."""
-    actor = DeterministicActor(config.hidden, spec.action_dim, weight_init=config.weight_init)
-    critic = CriticEnsemble(config.hidden, n=config.n_critics, weight_init=config.weight_init)
+    act, init = config.activation, config.weight_init
+    actor = DeterministicActor(config.hidden, spec.action_dim, weight_init=init, activation=act)
+    critic = CriticEnsemble(config.hidden, n=config.n_critics, weight_init=init, activation=act)
     init = config.weight_init
-    return encoded(actor, spec, config, init), encoded(critic, spec, config, init)
+    return encoded(actor, spec, config, init), encoded(critic, spec, config, init, role="critic")
+
+
+def _is_kernel(params: Any) -> Any:
+    """True at the weight matrices of a parameter tree, False at the biases."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: getattr(path[-1], "key", None) == "kernel", params
+    )
+
+
+def _optimizer(config: Any, learning_rate: Any) -> optax.GradientTransformation:
+    """Adam; with `weight_decay`, each step also takes weight_decay·w off the weight matrices
+    (rl_tools' Adam: `WEIGHT_DECAY / 2` times the weight, after the Adam step)."""
+    adam = optax.adam(learning_rate)
+    if config.weight_decay == 0:
+        return adam
+    return optax.chain(adam, optax.add_decayed_weights(-config.weight_decay, mask=_is_kernel))
 
 
 def init(key: jax.Array, spec: EnvSpec, config: Any, n_envs: int = 1) -> TD3State:
@@ -139,7 +209,7 @@ def init(key: jax.Array, spec: EnvSpec, config: Any, n_envs: int = 1) -> TD3Stat
     obs = jnp.zeros((1, spec.obs_dim))
     actor_params = actor.init(k_actor, obs)
     critic_params = critic.init(k_critic, obs, jnp.zeros((1, spec.action_dim)))
-    tx = optax.adam(config.learning_rate)
+    tx = _optimizer(config, config.learning_rate)
     return TD3State(
         actor_params=actor_params,
         critic_params=critic_params,
@@ -184,7 +254,7 @@ def update(
     """One critic step; every `policy_delay` calls also an actor step and the Polyak steps."""
     cfg, h = state.config, state.hparams
     actor, critic = _networks(cfg, state.spec)
-    tx = optax.adam(h["learning_rate"])
+    tx = _optimizer(cfg, h["learning_rate"])
     key, k_noise = jax.random.split(state.key)
 
     next_action = smoothed_target_action(
@@ -202,9 +272,13 @@ def update(
         return critic_regression(q, y, batch.weight), q
 
     (loss_q, q), grads = jax.value_and_grad(critic_objective, has_aux=True)(state.critic_params)
-    step, critic_opt = tx.update(grads, state.critic_opt)
+    step, critic_opt = tx.update(grads, state.critic_opt, state.critic_params)
     critic_params = optax.apply_updates(state.critic_params, step)
     state = state.replace(critic_params=critic_params, critic_opt=critic_opt, key=key)
+
+    def critic_targets(state: TD3State) -> TD3State:
+        target = polyak(state.critic_params, state.target_critic_params, h["tau"])
+        return state.replace(target_critic_params=target)
 
     def actor_and_targets(state: TD3State) -> TD3State:
         def actor_objective(params: Any) -> jnp.ndarray:
@@ -212,20 +286,25 @@ def update(
             return actor_loss(critic.apply(state.critic_params, batch.obs, action)[0])
 
         loss_pi, grads = jax.value_and_grad(actor_objective)(state.actor_params)
-        step, actor_opt = tx.update(grads, state.actor_opt)
+        step, actor_opt = tx.update(grads, state.actor_opt, state.actor_params)
         actor_params = optax.apply_updates(state.actor_params, step)
-        return state.replace(
+        state = state.replace(
             actor_params=actor_params,
             actor_opt=actor_opt,
             target_actor_params=polyak(actor_params, state.target_actor_params, h["tau"]),
-            target_critic_params=polyak(state.critic_params, state.target_critic_params, h["tau"]),
             last_actor_loss=loss_pi,
         )
+        return critic_targets(state) if cfg.critic_target_delay == 0 else state
 
     def critic_only(state: TD3State) -> TD3State:
         return state
 
+    if cfg.critic_target_delay:
+        due = (state.updates + 1) % cfg.critic_target_delay == 0
+        state = jax.lax.cond(due, critic_targets, critic_only, state)
     delayed = (state.updates + 1) % cfg.policy_delay == 0
+    if cfg.actor_learning_starts:  # `env_steps` is unbatched in the fused loop: a branch
+        delayed = delayed & (env_steps >= cfg.actor_learning_starts)
     state = jax.lax.cond(delayed, actor_and_targets, critic_only, state)
     metrics = {
         "critic_loss": loss_q,

@@ -9,6 +9,7 @@ bootstrap a truncated episode) is at hand in the same step.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 import pickle
 from collections.abc import Callable
@@ -264,6 +265,27 @@ def env_spec(vec: gym.vector.VectorEnv, algo: str, action_spaces: tuple[str, ...
     act_space = vec.single_action_space
     layout = observation_layout(obs_space, algo)  # envs/spaces.py: what duetto reads
     obs_dim = layout_size(layout)
+    privileged = privileged_dim(vec)
+    if privileged:  # envs/privileged.py: a flat Box, the privileged part last
+        actor = gym.spaces.Box(-np.inf, np.inf, (obs_dim - privileged,), np.float32)
+        layout = observation_layout(actor, algo)
+    spec = _action_spec(act_space, algo, action_spaces, obs_dim, layout)
+    return dataclasses.replace(spec, privileged_dim=privileged)
+
+
+def privileged_dim(vec: gym.vector.VectorEnv) -> int:
+    """The width of the privileged part of the sub-envs' observations (PrivilegedObservation),
+    or 0."""
+    get_attr = getattr(vec, "get_attr", None)  # Sync and AsyncVectorEnv have it
+    try:
+        return int(get_attr("privileged_dim")[0]) if get_attr is not None else 0
+    except AttributeError:
+        return 0
+
+
+def _action_spec(
+    act_space: gym.Space, algo: str, action_spaces: tuple[str, ...], obs_dim: int, layout: Any
+) -> EnvSpec:
     if isinstance(act_space, gym.spaces.Box):
         if "box" not in action_spaces:
             raise DuettoError(f"{algo} cannot handle a continuous (Box) action space.")

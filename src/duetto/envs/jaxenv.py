@@ -17,6 +17,7 @@ import importlib.util
 import sys
 import threading
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -31,7 +32,10 @@ from duetto.errors import DuettoError, did_you_mean
 PREFIX = "gymnax:"
 DUETTO_PREFIX = "duetto:"
 # duetto's own JAX-native environments (gymnax `Environment`s): id -> "module:class".
-DUETTO_ENVS = {"Quadrotor-v0": "duetto.envs.quadrotor:Quadrotor"}
+DUETTO_ENVS = {
+    "Quadrotor-v0": "duetto.envs.quadrotor:Quadrotor",
+    "QuadrotorNoHistory-v0": "duetto.envs.quadrotor:QuadrotorNoHistory",
+}
 # The gymnax environments duetto tests and documents (others registered by gymnax also work
 # when their observations are Box or Discrete and their actions Discrete or Box).
 TESTED = ("CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCarContinuous-v0")
@@ -57,6 +61,15 @@ def jax_env_names() -> list[str]:
     ]
 
 
+class Curriculum(NamedTuple):
+    """A change of an env's parameters during training (`update`: params -> params), applied
+    every `every` env steps (not at 0) inside the compiled program; the off-policy loops then
+    recompute the rewards in the replay with the env's `relabel_reward`."""
+
+    every: int
+    update: Callable[[Any], Any]
+
+
 class StepNoise(NamedTuple):
     """Randomness of env steps drawn ahead (JaxEnv.step_noise), every field with the same
     leading batch shape: (step, env) for a rollout, (env,) for one step."""
@@ -78,7 +91,23 @@ class JaxEnv:
     high: np.ndarray | None
     max_steps: int  # the time limit, which bounds an evaluation episode
     own_step: bool = False  # the env overrides gymnax's `step`: step through it
-    observation_space: Any = None  # as a Gymnasium space (envs/spaces.py reads it)
+    observation_space: Any = None  # of the actor's part, as a Gymnasium space (envs/spaces.py)
+
+    @property
+    def privileged(self) -> bool:
+        """Whether the env gives a privileged observation (`privileged_observation(state,
+        params)`), appended to each observation for an asymmetric critic (EnvSpec)."""
+        return self.spec.privileged_dim > 0
+
+    def _observation(self, obs: jnp.ndarray, state: Any, params: Any = None) -> jnp.ndarray:
+        """The flat observation [n, obs_dim] of n envs: the env's, then its privileged part."""
+        flat = obs.reshape(obs.shape[0], -1).astype(jnp.float32)
+        if not self.privileged:
+            return flat
+        privileged = jax.vmap(self.env.privileged_observation, in_axes=(0, None))(
+            state, self.params if params is None else params
+        )
+        return jnp.concatenate([flat, privileged.astype(jnp.float32)], axis=-1)
 
     def reset(self, key: jax.Array, n: int) -> tuple[jnp.ndarray, Any]:
         """n fresh episodes: (obs [n, obs_dim], env states [n])."""
@@ -87,7 +116,38 @@ class JaxEnv:
         )
         # Strong types, as step returns them (else the first train call compiles twice).
         state = jax.tree.map(lambda x: jnp.asarray(x, dtype=x.dtype), state)
-        return obs.reshape(n, -1).astype(jnp.float32), state
+        return self._observation(obs, state), state
+
+    def curriculum(self, name: str) -> Curriculum:
+        """The env's curriculum `name` (one DuettoError when it has none of that name)."""
+        curricula = getattr(self.env, "curricula", {})
+        if name not in curricula:
+            have = f"its curricula: {', '.join(curricula)}" if curricula else "it has none"
+            raise DuettoError(
+                f"curriculum '{name}' is not one of '{self.env_id}' ({have}). Set curriculum "
+                "to one of those, or to '' for none."
+            )
+        if not hasattr(self.env, "relabel_reward") or not self.privileged:
+            raise DuettoError(
+                f"'{self.env_id}' cannot recompute the rewards of its replay (it needs a "
+                "privileged observation and relabel_reward); its curriculum cannot run."
+            )
+        return curricula[name]
+
+    def relabel(
+        self,
+        obs: jnp.ndarray,
+        action: jnp.ndarray,
+        next_obs: jnp.ndarray,
+        terminated: Any,
+        params: Any,
+    ) -> jnp.ndarray:
+        """The rewards [N] of stored transitions [N, ...] under `params`, recomputed from their
+        privileged parts (the env's `relabel_reward`)."""
+        k = self.spec.actor_dim
+        return jax.vmap(self.env.relabel_reward, in_axes=(0, 0, 0, 0, None))(
+            obs[:, k:], self.to_env(action), next_obs[:, k:], terminated, params
+        ).astype(jnp.float32)
 
     def step_noise(self, key: jax.Array, batch: tuple[int, ...]) -> StepNoise:
         """The randomness of env steps drawn ahead, for a batch [..., n] of (step, env): each
@@ -102,34 +162,37 @@ class JaxEnv:
         obs, state = jax.vmap(self.env.reset_env, in_axes=(0, None))(keys[size:], self.params)
         return StepNoise(
             keys=step_keys,
-            reset_obs=obs.reshape(*batch, -1).astype(jnp.float32),
+            reset_obs=self._observation(obs, state).reshape(*batch, -1),
             reset_state=jax.tree.map(lambda x: x.reshape(*batch, *x.shape[1:]), state),
         )
 
-    def step_from(self, noise: StepNoise, state: Any, action: jnp.ndarray) -> tuple:
+    def step_from(
+        self, noise: StepNoise, state: Any, action: jnp.ndarray, params: Any = None
+    ) -> tuple:
         """Step n envs with policy actions and `step_noise` for [n]: -> (obs, state, reward,
         terminated, truncated, final_obs), where obs is after autoreset (the noise's fresh
         episode where one ended, as gymnax's `step` does) and final_obs the observation each
-        env reached."""
+        env reached. `params` replaces the env's own (a curriculum's, for the steps only)."""
         n = action.shape[0]
+        params = self.params if params is None else params
         if self.own_step:
             obs, state, reward, terminated, truncated, info = jax.vmap(
                 self.env.step, in_axes=(0, 0, 0, None)
-            )(noise.keys, state, self.to_env(action), self.params)
+            )(noise.keys, state, self.to_env(action), params)
             final = info["final_observation"].reshape(n, -1).astype(jnp.float32)
             obs = obs.reshape(n, -1).astype(jnp.float32)
             return obs, state, *self._flags(n, reward, terminated, truncated), final
         obs, stepped, reward, terminated, _ = jax.vmap(self.env.step_env, in_axes=(0, 0, 0, None))(
-            noise.keys, state, self.to_env(action), self.params
+            noise.keys, state, self.to_env(action), params
         )
-        truncated = jax.vmap(self.env.is_truncated, in_axes=(0, None))(stepped, self.params)
+        truncated = jax.vmap(self.env.is_truncated, in_axes=(0, None))(stepped, params)
         done = jnp.logical_or(terminated, truncated)
 
         def autoreset(fresh: jnp.ndarray, old: jnp.ndarray) -> jnp.ndarray:
             mask = done.reshape(n, *([1] * (old.ndim - 1)))
             return jnp.where(mask, fresh, old).astype(old.dtype)
 
-        final = obs.reshape(n, -1).astype(jnp.float32)
+        final = self._observation(obs, stepped, params)
         assert noise.reset_obs is not None
         return (
             autoreset(noise.reset_obs, final),
@@ -280,7 +343,8 @@ def make_jax_env(env_id: str, algo: str, action_spaces: tuple[str, ...]) -> JaxE
     obs_space = gymnasium_space(env.observation_space(params), spaces, env_id)
     act_space = env.action_space(params)
     layout = observation_layout(obs_space, algo)
-    obs_dim = layout_size(layout)
+    privileged = int(getattr(env, "privileged_dim", 0))  # appended after the actor's part
+    obs_dim = layout_size(layout) + privileged
     if isinstance(act_space, spaces.Discrete):
         if "discrete" not in action_spaces:
             raise DuettoError(
@@ -289,7 +353,11 @@ def make_jax_env(env_id: str, algo: str, action_spaces: tuple[str, ...]) -> JaxE
                 "gymnax:Pendulum-v1."
             )
         spec = EnvSpec(
-            obs_dim=obs_dim, action_dim=int(act_space.n), discrete=True, obs_layout=layout
+            obs_dim=obs_dim,
+            action_dim=int(act_space.n),
+            discrete=True,
+            obs_layout=layout,
+            privileged_dim=privileged,
         )
         low = high = None
     elif isinstance(act_space, spaces.Box):
@@ -303,6 +371,7 @@ def make_jax_env(env_id: str, algo: str, action_spaces: tuple[str, ...]) -> JaxE
             action_dim=low.size,
             action_log_scale=log_scale(low, high),
             obs_layout=layout,
+            privileged_dim=privileged,
         )
     else:
         raise DuettoError(f"{algo} cannot handle the action space of '{env_id}' ({act_space}).")

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from duetto.envs.jaxenv import light_import
+from duetto.envs.jaxenv import Curriculum, light_import
 
 _environment, spaces = light_import("gymnax.environments.environment", "gymnax.environments.spaces")
 Environment: Any = _environment.Environment  # gymnax's base class (reset, step with autoreset)
@@ -287,6 +287,45 @@ def critic_observation(state: QuadrotorState, p: QuadrotorParams) -> jnp.ndarray
     )
 
 
+def reward_from_privileged(
+    privileged: jnp.ndarray,
+    action: jnp.ndarray,
+    next_privileged: jnp.ndarray,
+    terminated: jnp.ndarray,
+    p: QuadrotorParams,
+) -> jnp.ndarray:
+    """`reward` recomputed from stored critic observations [28] (`critic_observation`) of the
+    pre- and post-step states, for relabelling a replay when the weights change: the same
+    terms, with 1 - q_w² read from the rotation matrix (trace R = 4 q_w² - 1) and termination
+    from the stored flag."""
+    position, rotation = privileged[0:3], privileged[3:12]
+    velocity, angular = privileged[12:15], privileged[15:18]
+    next_velocity, next_angular = next_privileged[12:15], next_privileged[15:18]
+    trace = rotation[0] + rotation[4] + rotation[8]
+    cost = (
+        p.weight_position * jnp.sum(position**2)
+        + p.weight_orientation * (3 - trace) / 4
+        + p.weight_linear_velocity * jnp.sum(velocity**2)
+        + p.weight_angular_velocity * jnp.sum(angular**2)
+        + p.weight_linear_acceleration * jnp.sum(((next_velocity - velocity) / p.dt) ** 2)
+        + p.weight_angular_acceleration * jnp.sum(((next_angular - angular) / p.dt) ** 2)
+        + p.weight_action * jnp.sum((action - p.action_baseline) ** 2)
+    )
+    r = p.reward_constant - p.reward_scale * cost
+    return jnp.where(terminated > 0, p.termination_penalty, r)
+
+
+def l2f_curriculum(p: QuadrotorParams) -> QuadrotorParams:
+    """One step of the paper's reward curriculum [src/steps/curriculum.h]: the action weight
+    ×1.4 (at most 1), the position weight ×1.2 (at most 40), the linear-velocity weight ×1.4
+    (at most 1)."""
+    return p.replace(
+        weight_action=jnp.minimum(p.weight_action * 1.4, 1.0),
+        weight_position=jnp.minimum(p.weight_position * 1.2, 40.0),
+        weight_linear_velocity=jnp.minimum(p.weight_linear_velocity * 1.4, 1.0),
+    )
+
+
 def sample_attitude(key: jax.Array, max_angle: jnp.ndarray) -> jnp.ndarray:
     """A quaternion (w >= 0) uniform among the rotations of angle at most max_angle (level for
     max_angle <= 0, all rotations from pi up).
@@ -313,8 +352,14 @@ def sample_attitude(key: jax.Array, max_angle: jnp.ndarray) -> jnp.ndarray:
 class Quadrotor(Environment):
     """Hover a Crazyflie at the origin from a random start. Actions: 4 normalised rotor-speed
     commands in [-1, 1]; observations [18 + 4 * history] (`actor_observation`); the step's
-    info holds "critic_obs" [28] of the stepped state (`critic_observation`) for an
-    asymmetric critic."""
+    info holds "critic_obs" [28] of the stepped state (`critic_observation`), which duetto's
+    loops append to the observation as its privileged part (`privileged_observation`) for an
+    asymmetric critic. `curricula` names the reward curriculum of the paper ("l2f"): every
+    100,000 env steps the reward weights grow (`l2f_curriculum`) and the replay's rewards are
+    recomputed (`relabel_reward`) [src/steps/curriculum.h]."""
+
+    privileged_dim = CRITIC_OBS
+    curricula = {"l2f": Curriculum(every=100_000, update=l2f_curriculum)}
 
     def __init__(self, history: int = HISTORY):
         super().__init__()
@@ -370,11 +415,26 @@ class Quadrotor(Environment):
         noisy = action + p.noise_action * jax.random.normal(k_action, action.shape)
         body = integrate(state.body, action_to_rpm(noisy, p), state.force, state.torque, p)
         # The history and the reward take the policy's action as given, before noise and clip.
-        history = jnp.concatenate([state.action_history[1:], action[None]], axis=0)
+        history = state.action_history  # none kept when self.history is 0
+        if self.history:
+            history = jnp.concatenate([state.action_history[1:], action[None]], axis=0)
         next_state = state.replace(body=body, action_history=history, time=state.time + 1)
         obs = actor_observation(k_obs, next_state, p)
         info = {"critic_obs": critic_observation(next_state, p)}
         return obs, next_state, reward(state.body, action, body, p), terminated(body, p), info
+
+    def privileged_observation(self, state: QuadrotorState, params: QuadrotorParams) -> jnp.ndarray:
+        return critic_observation(state, params)
+
+    def relabel_reward(
+        self,
+        privileged: jnp.ndarray,
+        action: jnp.ndarray,
+        next_privileged: jnp.ndarray,
+        terminated: jnp.ndarray,
+        params: QuadrotorParams,
+    ) -> jnp.ndarray:
+        return reward_from_privileged(privileged, action, next_privileged, terminated, params)
 
     def observe(
         self, key: jax.Array, state: QuadrotorState, action: Any, params: QuadrotorParams
@@ -389,3 +449,15 @@ class Quadrotor(Environment):
 
     def observation_space(self, params: QuadrotorParams | None = None) -> Any:
         return spaces.Box(-jnp.inf, jnp.inf, (BODY_OBS + ACTION_DIM * self.history,), jnp.float32)
+
+
+class QuadrotorNoHistory(Quadrotor):
+    """The task without the action history in the actor's observation [18]: the paper's
+    ablation "no action history" (duetto:QuadrotorNoHistory-v0)."""
+
+    def __init__(self) -> None:
+        super().__init__(history=0)
+
+    @property
+    def name(self) -> str:
+        return "QuadrotorNoHistory-v0"

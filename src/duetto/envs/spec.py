@@ -21,7 +21,9 @@ class EnvSpec:
     MultiDiscrete one (`nvec` their choices) or of bits of a MultiBinary one (`binary`);
     action_log_scale: Σ_k log((high_k − low_k)/2) of a Box, the log-Jacobian from [-1, 1] to the
     env's bounds (0 for ±1 bounds), which turns a density of the policy's action into one of the
-    env's; obs_layout: the parts of the flat observation (empty: one flat Box of obs_dim)."""
+    env's; obs_layout: the parts of the actor's observation (empty: one flat Box);
+    privileged_dim: the width of a privileged observation for an asymmetric critic, appended
+    after the actor's (0: none), so that the flat observation is [actor_dim + privileged_dim]."""
 
     obs_dim: int
     action_dim: int
@@ -30,6 +32,12 @@ class EnvSpec:
     nvec: tuple[int, ...] = ()
     binary: bool = False
     obs_layout: Layout = ()
+    privileged_dim: int = 0
+
+    @property
+    def actor_dim(self) -> int:
+        """The width of the observation the actor reads (all of it without privileged part)."""
+        return self.obs_dim - self.privileged_dim
 
     @property
     def action_kind(self) -> str:

@@ -62,6 +62,8 @@ class FusedState(flax.struct.PyTreeNode):
     env_steps: jnp.ndarray  # int32 []
     episode_return: jnp.ndarray  # [n_envs], of the running training episodes
     episode_length: jnp.ndarray  # [n_envs]
+    env_params: Any = None  # the env's parameters as a curriculum has made them (else None)
+    curriculum_level: Any = None  # int32 []: the curriculum steps taken (else None)
 
 
 class FusedLoop:
@@ -72,11 +74,14 @@ class FusedLoop:
         self.on_policy = algo.LOOP == "onpolicy"
         self.steps_per_iteration = n_envs * (config.n_steps if self.on_policy else 1)
         config.check(n_envs)
+        name = getattr(config, "curriculum", "")
+        self.curriculum = env.curriculum(name) if name else None
         self._train = Program(self._train_all, TRAIN_OPTIONS, donate=(0,))
         self._evaluate = Program(
             jax.vmap(self._evaluate_one, in_axes=(0, None, None)), ONCE_OPTIONS, static=(1,)
         )
         self._init = Program(self._init_one, ONCE_OPTIONS)
+        self._curriculum = Program(jax.vmap(self._curriculum_one), ONCE_OPTIONS, donate=(0,))
         self.sharding: jax.sharding.Sharding | None = None  # of the runs' axis, set by place
         self._layout: FusedState | None = None  # the state's shapes and sharding (prepare)
 
@@ -100,6 +105,8 @@ class FusedLoop:
             env_steps=jnp.zeros((), jnp.int32),
             episode_return=jnp.zeros((n,), jnp.float32),
             episode_length=jnp.zeros((n,), jnp.int32),
+            env_params=None if self.curriculum is None else jax.tree.map(jnp.asarray, env.params),
+            curriculum_level=None if self.curriculum is None else jnp.zeros((), jnp.int32),
         )
 
     def init(self, seeds: list[int], eval_offset: int) -> FusedState:
@@ -151,7 +158,7 @@ class FusedLoop:
 
     def _env_step(self, fs: FusedState, action: jnp.ndarray, noise: StepNoise) -> tuple:
         obs, env_state, reward, terminated, truncated, final = self.env.step_from(
-            noise, fs.env_state, action
+            noise, fs.env_state, action, fs.env_params
         )
         done = jnp.maximum(terminated, truncated)
         ep_return = fs.episode_return + reward
@@ -219,6 +226,30 @@ class FusedLoop:
             algo, config, fs.algo, replay, k_sample, ready, steps_after, self.n_envs
         )
         return fs.replace(algo=algo_state, replay=replay), metrics, (finished, weight)
+
+    def _curriculum_one(self, fs: FusedState) -> FusedState:
+        """One step of the curriculum for a run: the env's parameters updated and the replay's
+        rewards recomputed with them (the filled rows; the rest stay 0)."""
+        assert self.curriculum is not None and fs.replay is not None
+        params = self.curriculum.update(fs.env_params)
+        data = fs.replay.data
+        relabelled = self.env.relabel(data.obs, data.action, data.next_obs, data.terminated, params)
+        filled = jnp.arange(data.reward.shape[0]) < fs.replay.size
+        reward = jnp.where(filled, relabelled, data.reward)
+        replay = fs.replay._replace(data=data._replace(reward=reward))
+        return fs.replace(
+            env_params=params, replay=replay, curriculum_level=fs.curriculum_level + 1
+        )
+
+    def to_curriculum(self, env_steps: int) -> int | None:
+        """The env steps left before the next curriculum step is due (None: no curriculum).
+        A train call stops there: the step runs as a program of its own between two train
+        calls (a branch on the replay inside the train loop would copy the whole replay at
+        every iteration)."""
+        if self.curriculum is None:
+            return None
+        every = self.curriculum.every
+        return (env_steps // every + 1) * every - env_steps
 
     # ---- programs -------------------------------------------------------------------------
 
@@ -297,9 +328,16 @@ class FusedLoop:
         return {"returns": returns, "lengths": lengths}
 
     def train(self, state: FusedState, iterations: int) -> tuple[FusedState, dict]:
-        """`iterations` iterations of every run (runs step in lockstep: one env-step count)."""
+        """`iterations` iterations of every run (runs step in lockstep: one env-step count),
+        after the curriculum's steps that are due by this env step (one per `every` env steps
+        reached, the first at `every`)."""
+        steps = int(state.env_steps[0])
+        if self.curriculum is not None:
+            due = steps // self.curriculum.every
+            while int(state.curriculum_level[0]) < due:
+                state = self._curriculum(state)
         # Read before `state` is donated; a host number, on no device of its own.
-        start = jnp.asarray(int(state.env_steps[0]), jnp.int32)
+        start = jnp.asarray(steps, jnp.int32)
         return self._train(state, jnp.asarray(iterations, jnp.int32), start)
 
     def evaluate(self, state: FusedState, episodes: int, seed: int | None = None) -> dict:
@@ -403,6 +441,9 @@ class FusedRunner:
         per_chunk = max(-(-chunk // per), 1)
         while remaining > 0:
             iterations = min(per_chunk, remaining)
+            to_curriculum = self.loop.to_curriculum(self.env_steps)
+            if to_curriculum is not None:  # a chunk ends where a curriculum step is due
+                iterations = min(iterations, max(-(-to_curriculum // per), 1))
             remaining -= iterations
             self.loop_state, summary = self.loop.train(self.loop_state, iterations)
             self._accumulate(jax.device_get(summary))
@@ -440,6 +481,10 @@ class FusedRunner:
         x = jnp.asarray(obs, jnp.float32)  # [n, obs_dim], made by obs_edge
         action = self._policy(state, x) if key is None else self._sample(state, x, key)
         return np.asarray(self.jax_env.to_env(action))
+
+    @property
+    def time_limit(self) -> int | None:
+        return self.jax_env.max_steps
 
     def identity(self) -> dict[str, Any]:
         return {"loop": self.kind, "seeds": self.seeds, "sweep": self.sweep}

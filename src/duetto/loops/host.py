@@ -298,6 +298,10 @@ class HostLoop:
 
     # ---- what a checkpoint and config.json say ----------------------------------------------
 
+    @property
+    def time_limit(self) -> int | None:
+        return time_limit(sub_envs(self.vec)[0].env)
+
     def identity(self) -> dict[str, Any]:
         return {
             "loop": self.kind,

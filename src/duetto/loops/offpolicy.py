@@ -328,6 +328,12 @@ class OffPolicyLoop(HostLoop):
     make_programs = staticmethod(make_programs)
 
     def build_state(self, key: jax.Array) -> OffPolicyState:
+        if self.config.curriculum:
+            raise DuettoError(
+                f"curriculum '{self.config.curriculum}' runs inside the compiled program of the "
+                "fused loop: train on a JAX-native env (e.g. duetto:Quadrotor-v0), or set "
+                "curriculum=''."
+            )
         check_replay_memory(self.config, self.spec)
         return build_state(self.algo, key, self.spec, self.config, self.n_envs)
 

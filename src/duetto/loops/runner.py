@@ -88,6 +88,12 @@ class Runner(Protocol):
         """Host-side counters a checkpoint keeps besides the state."""
         ...
 
+    @property
+    def time_limit(self) -> int | None:
+        """The env's episode length limit (None: it has none): evaluations report the share
+        of episodes that lasted it."""
+        ...
+
     def saved_envs(self) -> list:
         """The envs a checkpoint keeps (Gymnasium sub-envs; none for a JAX env)."""
         ...

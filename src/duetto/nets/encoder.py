@@ -175,14 +175,54 @@ class Encoded(nn.Module):
         return self.net(self.encoder(obs), *rest)
 
 
+class Viewed(nn.Module):
+    """net(view(obs), *rest) for an observation with a privileged part (EnvSpec.privileged_dim):
+    `part` "actor" reads the first `actor_dim` columns (through `encoder` where it needs one),
+    "privileged" the rest, "both" the two concatenated (its parameters: {"encoder": ...,
+    "net": ...}). An actor's view of an observation without the privileged part is the same, so
+    that a trained actor acts on what the env gives at deployment."""
+
+    net: nn.Module
+    actor_dim: int
+    part: str
+    encoder: nn.Module | None = None
+
+    def __call__(self, obs: jnp.ndarray, *rest: Any) -> Any:
+        actor, privileged = obs[..., : self.actor_dim], obs[..., self.actor_dim :]
+        if self.part != "privileged" and self.encoder is not None:
+            actor = self.encoder(actor)
+        x = {
+            "actor": actor,
+            "privileged": privileged,
+            "both": jnp.concatenate([actor, privileged], axis=-1),
+        }[self.part]
+        return self.net(x, *rest)
+
+
 def encoded(
-    net: nn.Module, spec: EnvSpec, config: Any, weight_init: str, dtype: Any = jnp.float32
+    net: nn.Module,
+    spec: EnvSpec,
+    config: Any,
+    weight_init: str,
+    dtype: Any = jnp.float32,
+    role: str = "actor",
 ) -> nn.Module:
     """`net` reading the observations of `spec` through an encoder chosen by the config's
     `encoder` and `cnn_features` (initialised as `weight_init`), or `net` itself when the
-    observation needs no reading."""
+    observation needs no reading. A critic (`role` "critic") reads what the config's
+    `critic_obs` says (contract.Config); an actor never reads a privileged part."""
     layout = spec.obs_layout
-    if not needs_encoder(layout, config.encoder):
-        return net
-    encoder = ObsEncoder(layout, config.encoder, config.cnn_features, weight_init, dtype)
-    return Encoded(encoder, net)
+    part = getattr(config, "critic_obs", "actor") if role == "critic" else "actor"
+    if part != "actor" and spec.privileged_dim == 0:
+        raise DuettoError(
+            f"critic_obs='{part}' needs an env that gives a privileged observation for the "
+            "critic; this one gives none. Wrap a Gymnasium env in "
+            "duetto.PrivilegedObservation(env, key=...) to take it from the env's info, use a "
+            "JAX env that gives one (duetto:Quadrotor-v0), or set critic_obs='actor'."
+        )
+    encoder = None
+    if needs_encoder(layout, config.encoder) and part != "privileged":
+        encoder = ObsEncoder(layout, config.encoder, config.cnn_features, weight_init, dtype)
+    if spec.privileged_dim:
+        return Viewed(net, spec.actor_dim, part, encoder)
+    return net if encoder is None else Encoded(encoder, net)

@@ -191,9 +191,15 @@ class DeterministicActor(nn.Module):
     action_dim: int
     dtype: jnp.dtype = jnp.float32
     weight_init: str = "lecun"
+    activation: str = "relu"
 
     @nn.compact
     def __call__(self, obs: jnp.ndarray) -> jnp.ndarray:
-        return jnp.tanh(
-            MLP(self.hidden, self.action_dim, dtype=self.dtype, weight_init=self.weight_init)(obs)
+        mlp = MLP(
+            self.hidden,
+            self.action_dim,
+            dtype=self.dtype,
+            activation=self.activation,
+            weight_init=self.weight_init,
         )
+        return jnp.tanh(mlp(obs))
