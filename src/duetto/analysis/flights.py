@@ -61,6 +61,7 @@ def record_flights(agent: Any, episodes: int = 6, seed: int = 0, run: int = 0) -
 
         alive = jnp.ones((episodes,), jnp.float32)
         keys = jax.random.split(k_steps, steps)
+        record: tuple[Any, Any, Any]
         _, record = jax.lax.scan(step, (obs, env_state, alive), keys)
         return record
 
