@@ -11,7 +11,16 @@ from duetto.errors import DuettoError
 from duetto.lm import TransformerConfig
 from duetto.lm.evaluation import evaluate, pass_at_k
 from duetto.lm.supervised import WarmupConfig, warm_up
-from duetto.lm.tasks import TASKS, DecisionTokens, ModularAddition, Problem, Sorting, make_task
+from duetto.lm.tasks import (
+    TASKS,
+    DecisionTokens,
+    ModularAddition,
+    Problem,
+    Sorting,
+    TokenTask,
+    make_task,
+)
+from duetto.lm.tokenizer import CharTokenizer
 
 
 @pytest.fixture(params=sorted(TASKS))
@@ -121,3 +130,48 @@ def test_default_warm_up_reaches_the_spec_pass_rate(name):
     result = evaluate(task, config, params, problems, jax.random.key(1), samples=8, ks=(1, 8))
     assert 0.15 <= result["pass@1"] <= 0.45, result
     assert result["pass@8"] >= result["pass@1"] + 0.3, result
+
+
+class UnitsAddition(TokenTask):
+    """A user's own task: 'a+b=' with digits a, b; the answer is the units digit of a + b."""
+
+    def __init__(self):
+        self.name = "units"
+        self.tokenizer = CharTokenizer("0123456789+=")
+        self.max_prompt_tokens, self.max_new_tokens = 4, 2
+
+    def problem(self, rng):
+        a, b = rng.integers(10, size=2)
+        return Problem(f"{a}+{b}=", str((a + b) % 10))
+
+    def solution(self, problem):
+        return problem.answer
+
+    def corrupt(self, problem, rng):
+        return str((int(problem.answer) + 1 + rng.integers(9)) % 10)
+
+    def reward(self, problem, completion):
+        return float(completion == problem.answer)
+
+
+def test_a_pretrained_model_trains_on_a_task_through_its_own_tokenizer():
+    """with_tokenizer moves a task onto a Hugging Face tokenizer (the fixture's character
+    vocabulary, other ids than the task's own), and GRPO runs the loaded checkpoint on it."""
+    from pathlib import Path
+
+    from duetto.lm import GRPO, load_pretrained
+
+    config, params, hf = load_pretrained(Path(__file__).parent / "fixtures" / "lm" / "tiny-qwen2")
+    task = UnitsAddition().with_tokenizer(hf)
+    assert task.tokenizer is hf and task.name == "units"
+    problem = Problem("7+8=", "5")
+    ids, mask = task.encode_prompts([problem])
+    assert ids[0].tolist() == hf.encode("7+8=") == [11, 14, 12, 15]
+    tokens, _ = task.encode_completions(["5"])
+    assert task.rewards([problem], tokens)[0] == 1.0
+    agent = GRPO(
+        task, model=(config, params), run_dir=False, prompts_per_update=2, group_size=2, beta=0.0
+    )
+    assert 0.0 <= agent.step()["reward"] <= 1.0
+    with pytest.raises(DuettoError, match="does not reproduce"):
+        ModularAddition().with_tokenizer(hf)  # the fixture's vocabulary has no ';'

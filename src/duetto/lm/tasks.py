@@ -16,6 +16,7 @@ scores a few hundred completions, microseconds each.
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import numpy as np
 
 from duetto.errors import DuettoError, did_you_mean
 from duetto.lm.sampler import pad_left
-from duetto.lm.tokenizer import CharTokenizer
+from duetto.lm.tokenizer import CharTokenizer, Tokenizer
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,11 @@ class Problem:
 
 
 class TokenTask(ABC):
-    """A verifiable sequence task over a character vocabulary."""
+    """A verifiable sequence task, over a character vocabulary unless `with_tokenizer` gives it
+    another (a pretrained model's)."""
 
     name: str
-    tokenizer: CharTokenizer
+    tokenizer: Tokenizer
     max_prompt_tokens: int
     """Prompts are left-padded to this width."""
     max_new_tokens: int
@@ -66,6 +68,30 @@ class TokenTask(ABC):
 
     def problems(self, rng: np.random.Generator, n: int) -> list[Problem]:
         return [self.problem(rng) for _ in range(n)]
+
+    def with_tokenizer(self, tokenizer: Tokenizer, check: int = 256) -> TokenTask:
+        """A copy of this task that reads and writes through `tokenizer` (for example a
+        pretrained model's HFTokenizer). Prompt and completion widths are re-measured on `check`
+        random problems (prompts, solutions and corruptions, with <eos>), keeping at least the
+        current widths; a tokenizer that does not reproduce the task's text raises."""
+        rng = np.random.default_rng(0)
+        prompt_width, completion_width = self.max_prompt_tokens, self.max_new_tokens
+        for problem in self.problems(rng, check):
+            texts = [problem.prompt, self.solution(problem), self.corrupt(problem, rng)]
+            for text in texts:
+                if tokenizer.decode(tokenizer.encode(text)) != text:
+                    raise DuettoError(
+                        f"{self.name}: the tokenizer does not reproduce {text!r} (it decodes "
+                        f"{tokenizer.decode(tokenizer.encode(text))!r}); its vocabulary lacks "
+                        "characters the task writes"
+                    )
+            prompt_width = max(prompt_width, len(tokenizer.encode(texts[0])))
+            for text in texts[1:]:
+                completion_width = max(completion_width, len(tokenizer.encode(text)) + 1)
+        task = copy.copy(self)
+        task.tokenizer = tokenizer
+        task.max_prompt_tokens, task.max_new_tokens = prompt_width, completion_width
+        return task
 
     def demonstration(self, problem: Problem, rng: np.random.Generator, noise: float) -> str:
         """A demonstration that is wrong with probability `noise`."""
