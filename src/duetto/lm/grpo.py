@@ -56,6 +56,7 @@ from duetto.lm.tempo import tempo_advantages
 from duetto.runs.checkpoint import read_checkpoint, restore_state, save_checkpoint
 from duetto.runs.logger import RunLogger
 from duetto.runs.rundir import (
+    check_new_run_dir,
     checkpoint_path,
     create_run_dir,
     default_run_dir,
@@ -275,9 +276,15 @@ class GRPO:
             raise DuettoError(f"unknown GRPO hyperparameters {unknown}; known: {sorted(names)}")
         self.config = GRPOConfig(**hyperparameters)
         self.seed = seed
+        path = None
+        if run_dir is not False:  # refuse an existing run before minutes of warm-up
+            path = Path(run_dir) if run_dir else default_run_dir("grpo", self.task.name, seed)
+            check_new_run_dir(path)
+        self.warmup = None
         if model is None:
             self.model = tiny_transformer(self.task.tokenizer.vocab_size)
-            params, _ = warm_up(self.task, self.model, warmup, seed=seed)
+            self.warmup = warmup or WarmupConfig()
+            params, _ = warm_up(self.task, self.model, self.warmup, seed=seed)
         elif isinstance(model, TransformerConfig):
             self.model, params = model, init_params(model, jax.random.key(seed))
         else:
@@ -297,12 +304,7 @@ class GRPO:
         self.run_dir: Path | None = None
         self._tensorboard = tensorboard
         self.history: list[dict[str, Any]] = []
-        if run_dir is not False:
-            path = (
-                Path(run_dir)
-                if run_dir is not None
-                else default_run_dir("grpo", self.task.name, seed)
-            )
+        if path is not None:
             self.run_dir = create_run_dir(path, self._run_config())
         self._build()
 
@@ -449,6 +451,7 @@ class GRPO:
             "task": self.task.name,
             "seed": self.seed,
             "model": dataclasses.asdict(self.model),
+            "warmup": None if self.warmup is None else dataclasses.asdict(self.warmup),
             "hyperparameters": dataclasses.asdict(self.config),
         }
 
@@ -481,6 +484,7 @@ class GRPO:
         self.config = GRPOConfig(**config["hyperparameters"])
         self.seed = int(meta["seed"])
         self.model = model
+        self.warmup = None if config.get("warmup") is None else WarmupConfig(**config["warmup"])
         self.optimizer = grpo_optimizer(self.config)
         template_params = jax.eval_shape(lambda: init_params(model, jax.random.key(0)))
         template = GRPOState(
