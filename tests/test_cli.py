@@ -153,17 +153,17 @@ def test_bad_input_gets_one_clear_line_and_nonzero_exit(args, message):
 def test_host_seeds_as_concurrent_tune_trials_equal_local_runs(tmp_path):
     common = ["train", "sac", "--env", "Pendulum-v1", "--steps", "300", "--eval-every", "150"]
     common += ["--eval-episodes", "2", *SMALL]
-    r = duetto(*common, "--seeds", "0-2", "--workers", "2", "--out", tmp_path / "workers")
+    r = duetto(*common, "--seeds", "0-1", "--workers", "2", "--out", tmp_path / "workers")
     assert r.returncode == 0, r.stderr
-    assert "training 3 trials, 2 at a time" in r.stdout and "seed-2: started" in r.stdout
+    assert "training 2 trials, 2 at a time" in r.stdout and "seed-1: started" in r.stdout
     r = duetto(*common, "--seed", "1", "--out", tmp_path / "local")
     assert r.returncode == 0, r.stderr
     workers = json.loads((tmp_path / "workers" / "eval.json").read_text())
     local = json.loads((tmp_path / "local" / "eval.json").read_text())
-    assert workers["seeds"] == [0, 1, 2]
+    assert workers["seeds"] == [0, 1]
     # each run depends on its seed alone, not on the process, the cores or Ray
     assert workers["seed_returns"][1] == local["return_mean"]
-    assert len(set(workers["seed_returns"])) == 3
+    assert len(set(workers["seed_returns"])) == 2
     final = sorted((tmp_path / "local" / "checkpoints").glob("*.ckpt"))[-1].name
     for a, b in zip(
         _ckpt_arrays(tmp_path / "workers" / "seed-1" / "checkpoints" / final),
@@ -172,7 +172,7 @@ def test_host_seeds_as_concurrent_tune_trials_equal_local_runs(tmp_path):
     ):
         np.testing.assert_array_equal(a, b)
     config = json.loads((tmp_path / "workers" / "config.json").read_text())
-    assert config["seeds"] == [0, 1, 2] and config["loop"] == "host"
+    assert config["seeds"] == [0, 1] and config["loop"] == "host"
     assert (tmp_path / "workers" / "curve.png").stat().st_size > 0
     r = duetto("train", "--resume", tmp_path / "workers")
     assert r.returncode == 2

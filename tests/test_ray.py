@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 
 import numpy as np
 import pytest
@@ -168,7 +169,9 @@ def local_ray():
     import ray
 
     os.environ["DUETTO_TEST_MARK"] = MARK
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    with warnings.catch_warnings():  # ray.init forks and execs at once: safe after JAX started
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield
     ray.shutdown()
     os.environ.pop("DUETTO_TEST_MARK", None)

@@ -1,6 +1,8 @@
 """Remote env runners (loops/remote.py): sub-envs stepped by Ray actors give the local run's
-data, so the run equals the local one bit for bit, with one runner or two, and its checkpoints
-hold the runners' exact env states."""
+data, so the run equals the local one bit for bit, and its checkpoints hold the runners' exact
+env states."""
+
+import warnings
 
 import jax
 import numpy as np
@@ -17,7 +19,9 @@ SMALL = {"hidden": (32, 32), "batch_size": 32, "learning_starts": 64, "buffer_si
 def local_ray():
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    with warnings.catch_warnings():  # ray.init forks and execs at once: safe after JAX started
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield
     ray.shutdown()
 
