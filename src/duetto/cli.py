@@ -50,9 +50,10 @@ def _train_parser(algo_name: str | None, command: str = "train") -> tuple[_Parse
     p.add_argument(
         "--steps",
         type=parse_steps,
-        help="env steps to train (with --resume: steps to add; without, the run finishes its "
-        "planned steps); "
-        "default: the preset's budget, else 20000",
+        help="env steps each trial trains; default: the preset's budget, else 20000"
+        if sweep
+        else "env steps to train (with --resume: steps to add; without, the run finishes its "
+        "planned steps); default: the preset's budget, else 20000",
     )
     if not sweep:
         p.add_argument(
