@@ -3,8 +3,8 @@
 training, on a costly env and on CartPole.
 
 - costly: SAC on Pendulum-v1 whose every sub-env step also waits `--env-ms` milliseconds (an
-  env that costs more than the update), 4 sub-envs: local sync, local async (a subprocess per
-  sub-env), 1 remote runner, 2 remote runners.
+  env that costs more than the update), 4 sub-envs: local (sync), 1 remote runner, 2 remote
+  runners.
 - cartpole: PPO on CartPole-v1 with RL-Zoo's preset (8 sub-envs), local against 2 runners:
   the setting of the RLlib anchor (shared/baselines/rllib: 2,023 env steps/s with 2 env
   runners on this machine).
@@ -70,18 +70,15 @@ def main() -> None:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     small = {"hidden": (64, 64), "batch_size": 128, "learning_starts": 500}
 
-    def sac(vectorization: str = "sync"):
+    def sac():
         env = CostlyStep(gym.make("Pendulum-v1"), args.env_ms)
-        return duetto.SAC(
-            env, seed=0, n_envs=4, run_dir=False, vectorization=vectorization, **small
-        )
+        return duetto.SAC(env, seed=0, n_envs=4, run_dir=False, **small)
 
     def ppo():
         return duetto.PPO("CartPole-v1", seed=0, preset="cartpole", run_dir=False)
 
     cases = {
         "costly: local sync": (sac, 0),
-        "costly: local async": (lambda: sac("async"), 0),
         "costly: 1 remote runner": (sac, 1),
         "costly: 2 remote runners": (sac, 2),
         "cartpole: local": (ppo, 0),
