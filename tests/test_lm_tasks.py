@@ -3,12 +3,14 @@ warm-up that gives RL its starting policy."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import jax
 import numpy as np
 import pytest
 
 from duetto.errors import DuettoError
-from duetto.lm import TransformerConfig
+from duetto.lm import GRPO, HFTokenizer, TransformerConfig, load_pretrained
 from duetto.lm.evaluation import evaluate, pass_at_k
 from duetto.lm.supervised import WarmupConfig, warm_up
 from duetto.lm.tasks import (
@@ -154,14 +156,13 @@ class UnitsAddition(TokenTask):
         return float(completion == problem.answer)
 
 
-def test_a_pretrained_model_trains_on_a_task_through_its_own_tokenizer():
-    """with_tokenizer moves a task onto a Hugging Face tokenizer (the fixture's character
-    vocabulary, other ids than the task's own), and GRPO runs the loaded checkpoint on it."""
-    from pathlib import Path
+FIXTURE = Path(__file__).parent / "fixtures" / "lm" / "tiny-qwen2"
 
-    from duetto.lm import GRPO, load_pretrained
 
-    config, params, hf = load_pretrained(Path(__file__).parent / "fixtures" / "lm" / "tiny-qwen2")
+def test_with_tokenizer_moves_a_task_onto_a_pretrained_tokenizer():
+    """with_tokenizer moves a user's task onto a Hugging Face tokenizer (the fixture's character
+    vocabulary, other ids than the task's own)."""
+    hf = HFTokenizer(FIXTURE)
     task = UnitsAddition().with_tokenizer(hf)
     assert task.tokenizer is hf and task.name == "units"
     problem = Problem("7+8=", "5")
@@ -169,9 +170,14 @@ def test_a_pretrained_model_trains_on_a_task_through_its_own_tokenizer():
     assert ids[0].tolist() == hf.encode("7+8=") == [11, 14, 12, 15]
     tokens, _ = task.encode_completions(["5"])
     assert task.rewards([problem], tokens)[0] == 1.0
-    agent = GRPO(
-        task, model=(config, params), run_dir=False, prompts_per_update=2, group_size=2, beta=0.0
-    )
-    assert 0.0 <= agent.step()["reward"] <= 1.0
     with pytest.raises(DuettoError, match="does not reproduce"):
         ModularAddition().with_tokenizer(hf)  # the fixture's vocabulary has no ';'
+
+
+@pytest.mark.slow
+def test_grpo_trains_a_loaded_checkpoint_through_its_tokenizer():
+    config, params, hf = load_pretrained(FIXTURE)
+    task = UnitsAddition().with_tokenizer(hf)
+    agent = GRPO(task, model=(config, params), run_dir=False, prompts_per_update=2, group_size=2)
+    metrics = agent.step()
+    assert 0.0 <= metrics["reward"] <= 1.0 and np.isfinite(metrics["loss"])
