@@ -299,7 +299,9 @@ def update(
     def critic_only(state: TD3State) -> TD3State:
         return state
 
-    if cfg.critic_target_delay:
+    if cfg.critic_target_delay == 1:
+        state = critic_targets(state)
+    elif cfg.critic_target_delay > 1:
         due = (state.updates + 1) % cfg.critic_target_delay == 0
         state = jax.lax.cond(due, critic_targets, critic_only, state)
     delayed = (state.updates + 1) % cfg.policy_delay == 0
