@@ -135,3 +135,26 @@ def test_d3s_options_keep_fewer_tokens():
     assert 0 < d3s["tokens"] < 0.5 * full["tokens"]  # the same samples (same seed and policy)
     with pytest.raises(DuettoError, match="d3s_token_start"):
         GRPO(task, model=policy(task), run_dir=False, d3s_token_start=0.0)
+
+
+def test_no_positive_resampling_retires_solved_prompts_and_resumes(tmp_path):
+    """With a pool of 3 prompts and a threshold of 0.5, a prompt whose group passes half the time
+    is never drawn again; the pass rates survive a resume, so later draws are the same."""
+    task = probe_task()
+    options = dict(FAST, prompt_pool=3, npr_threshold=0.5, eval_every=0)
+    straight = GRPO(task, model=policy(task), seed=4, run_dir=tmp_path / "a", **options)
+    half = GRPO(task, model=policy(task), seed=4, run_dir=tmp_path / "b", **options)
+    seen = []
+    for _ in range(3):
+        retired = straight.pass_rate >= 0.5
+        problems, index = straight._problems(int(straight.state.update))
+        assert not retired[index].any()  # a retired prompt is never drawn
+        seen.append(straight.step())
+    half.learn(2)
+    resumed = GRPO.resume(tmp_path / "b")
+    np.testing.assert_array_equal(resumed.pass_rate, half.pass_rate)
+    resumed.step()
+    np.testing.assert_array_equal(resumed.pass_rate, straight.pass_rate)
+    assert seen[-1]["retired_prompts"] == np.sum(straight.pass_rate >= 0.5)
+    with pytest.raises(DuettoError, match="prompt_pool"):
+        GRPO(task, model=policy(task), run_dir=False, npr_threshold=0.9)

@@ -107,6 +107,12 @@ class GRPOConfig:
     start, rising to 1 over d3s_ramp (spec §7.3 example: 0.3; 1: off)."""
     d3s_ramp: int = 100
     """Updates over which the D^3S fractions rise to 1 (spec: the first 50-70 % of training)."""
+    prompt_pool: int = 0
+    """A fixed training set of this many problems drawn from the seed (0: a fresh draw of
+    problems every update, as from an endless task)."""
+    npr_threshold: float | None = None
+    """No-positive-resampling (ScaleRL): a pool prompt whose group pass rate reaches this is
+    never drawn again (ScaleRL: 0.9; None: off). Needs prompt_pool."""
     filter_zero_variance: bool = False
     """Mask groups whose rewards are all equal out of the loss (DAPO, ScaleRL)."""
     objective: Objective = "clip"
@@ -137,6 +143,10 @@ class GRPOConfig:
         for name in ("d3s_sample_start", "d3s_token_start"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise DuettoError(f"GRPOConfig.{name} must be in (0, 1], got {getattr(self, name)}")
+        if self.prompt_pool < 0:
+            raise DuettoError(f"GRPOConfig.prompt_pool must be >= 0, got {self.prompt_pool}")
+        if self.npr_threshold is not None and not self.prompt_pool:
+            raise DuettoError("npr_threshold retires prompts of a pool: give prompt_pool > 0")
         if self.d3s_ramp < 1:
             raise DuettoError(f"GRPOConfig.d3s_ramp must be >= 1, got {self.d3s_ramp}")
         self.policy_loss()  # validates objective, aggregation and ranges
@@ -181,7 +191,7 @@ def _program_key(c: GRPOConfig) -> GRPOConfig:
     unread = (
         "prompts_per_update", "top_p", "baseline", "scale", "tempo", "tempo_eta",
         "filter_zero_variance", "eval_every", "eval_prompts", "eval_samples", "checkpoint_every",
-        "d3s_sample_start", "d3s_ramp",
+        "d3s_sample_start", "d3s_ramp", "prompt_pool", "npr_threshold",
     )  # fmt: skip
     kept = dataclasses.replace(c, **{name: getattr(defaults, name) for name in unread})
     # the token fraction is an input of the program; only whether it selects matters
@@ -304,6 +314,7 @@ class GRPO:
         self.run_dir: Path | None = None
         self._tensorboard = tensorboard
         self.history: list[dict[str, Any]] = []
+        self._make_pool()
         if path is not None:
             self.run_dir = create_run_dir(path, self._run_config())
         self._build()
@@ -331,17 +342,36 @@ class GRPO:
 
     # ---- one update ----------------------------------------------------------------------
 
-    def _problems(self, update: int) -> list:
-        return self.task.problems(
-            np.random.default_rng([self.seed, update]), self.config.prompts_per_update
-        )
+    def _make_pool(self) -> None:
+        """The training set (with prompt_pool) and each prompt's last group pass rate (NaN:
+        not drawn yet), which no-positive-resampling reads and checkpoints keep."""
+        n = self.config.prompt_pool
+        rng = np.random.default_rng([self.seed, 2**31 - 2])
+        self.pool = self.task.problems(rng, n) if n else []
+        self.pass_rate = np.full(n, np.nan, np.float32)
+
+    def _problems(self, update: int) -> tuple[list, np.ndarray]:
+        """This update's problems and their pool indices (empty without a pool)."""
+        c = self.config
+        rng = np.random.default_rng([self.seed, update])
+        if not c.prompt_pool:
+            return self.task.problems(rng, c.prompts_per_update), np.zeros(0, np.int64)
+        retired = self.pass_rate >= (np.inf if c.npr_threshold is None else c.npr_threshold)
+        active = np.flatnonzero(~retired)
+        if len(active) == 0:
+            raise DuettoError(
+                f"no-positive-resampling has retired all {c.prompt_pool} prompts of the pool "
+                f"(each reached a pass rate of {c.npr_threshold}): the task is learned"
+            )
+        index = rng.choice(active, c.prompts_per_update, replace=len(active) < c.prompts_per_update)
+        return [self.pool[i] for i in index], index
 
     def step(self) -> dict[str, float]:
         """One GRPO update; returns its metrics."""
         c, task = self.config, self.task
         update = int(self.state.update)
         t0 = time.perf_counter()
-        problems = self._problems(update)
+        problems, pool_index = self._problems(update)
         prompt, prompt_mask = task.encode_prompts(problems)
         prompt = np.repeat(prompt, c.group_size, 0)
         prompt_mask = np.repeat(prompt_mask, c.group_size, 0)
@@ -353,6 +383,8 @@ class GRPO:
         advantages = np.asarray(
             group_advantages(jnp.asarray(rewards), baseline=c.baseline, scale=c.scale)
         )
+        if c.prompt_pool:
+            self.pass_rate[pool_index] = rewards.mean(1)
         flat = np.asarray(zero_variance_groups(jnp.asarray(rewards)))
         if c.filter_zero_variance:
             mask = mask & ~np.repeat(flat, c.group_size)[:, None]
@@ -389,6 +421,8 @@ class GRPO:
             sample_seconds=t1 - t0,
             train_seconds=t2 - t1,
         )
+        if c.npr_threshold is not None:
+            out["retired_prompts"] = float(np.sum(self.pass_rate >= c.npr_threshold))
         return out
 
     # ---- evaluation, learning, checkpoints ------------------------------------------------
@@ -463,7 +497,8 @@ class GRPO:
                 raise DuettoError("this GRPO has no run directory; give save() a path")
             path = checkpoint_path(self.run_dir, int(self.state.update))
         meta = {"algorithm": self.algo, **self._run_config(), "update": int(self.state.update)}
-        save_checkpoint(Path(path), meta, self.state, [self.task])
+        state = {"grpo": self.state, "pass_rate": self.pass_rate}
+        save_checkpoint(Path(path), meta, state, [self.task])
         return Path(path)
 
     @classmethod
@@ -493,10 +528,13 @@ class GRPO:
             template_params,
             jax.ShapeDtypeStruct((), jnp.int32),
         )
-        self.state = restore_state(path, arrays, template)
+        self.history = []
+        self._make_pool()
+        pass_rate = jax.ShapeDtypeStruct(self.pass_rate.shape, jnp.float32)
+        restored = restore_state(path, arrays, {"grpo": template, "pass_rate": pass_rate})
+        self.state, self.pass_rate = restored["grpo"], np.array(restored["pass_rate"])
         self.run_dir = run_dir
         self._tensorboard = False
-        self.history = []
         truncate_metrics(run_dir, int(meta["update"]))
         self._build()
         return self
