@@ -133,6 +133,8 @@ def test_d3s_options_keep_fewer_tokens():
     rows = FAST["prompts_per_update"] * FAST["group_size"]
     assert full["tokens"] == full["completion_tokens"] * rows  # every token of every sample
     assert 0 < d3s["tokens"] < 0.5 * full["tokens"]  # the same samples (same seed and policy)
+    both = GRPO(task, tempo=True, d3s_sample_start=0.5, **common).step()  # a tree of all samples
+    assert 0 < both["tokens"] < full["tokens"]
     with pytest.raises(DuettoError, match="d3s_token_start"):
         GRPO(task, model=policy(task), run_dir=False, d3s_token_start=0.0)
 

@@ -1,7 +1,8 @@
 """GRPO for sequence policies on a verifiable token task (DeepSeekMath, arXiv 2402.03300, §4).
 
 One update:
-1. draw P prompts (from the seed and the update index, so a resumed run draws the same ones);
+1. draw P prompts (from the seed and the update index, or from a fixed pool that
+   no-positive-resampling thins; a resumed run draws the same ones);
 2. sample G completions of each with the KV-cache sampler under pi_old = the current policy;
 3. score them with the task's verifier: rewards [P, G];
 4. group advantages A_i (GRPO's z-score, or RLOO / Dr.GRPO / ScaleRL's batch scale), optionally
@@ -397,8 +398,10 @@ class GRPO:
         t1 = time.perf_counter()
         if c.tempo:  # token advantages [B, T]
             shape = (c.prompts_per_update, c.group_size, -1)
+            # the tree of every sample, whatever the loss keeps of them
+            sampled = np.asarray(samples.mask).reshape(shape)
             advantages = tempo_advantages(
-                completion.reshape(shape), mask.reshape(shape), advantages, c.tempo_eta
+                completion.reshape(shape), sampled, advantages, c.tempo_eta
             ).reshape(len(completion), -1)
         else:
             advantages = advantages.reshape(-1)
