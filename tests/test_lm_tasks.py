@@ -117,7 +117,8 @@ def test_warm_up_learns_from_demonstrations():
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_default_warm_up_reaches_the_spec_pass_rate(name):
     """Spec T1: the warmed-up base policy has pass@1 of roughly 20-40 % with diverse samples
-    (pass@8 well above pass@1). Measured: addition 0.35, decision 0.40, sorting 0.3."""
+    (pass@8 well above pass@1). Measured (seed 0, 128 prompts x 8): pass@1 addition 0.36,
+    decision 0.39, sorting 0.29; pass@8 0.91, 0.98, 0.93."""
     task = make_task(name)
     config = TransformerConfig(
         vocab_size=task.tokenizer.vocab_size,

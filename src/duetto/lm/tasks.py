@@ -48,7 +48,8 @@ class TokenTask(ABC):
     """Longest completion, its <eos> included."""
     warmup_noise: float = 0.5
     """Demonstration error rate of the supervised warm-up that brings spec T1's tiny transformer
-    to a pass@1 of 20-40 % (measured per task: tests/test_lm_tasks.py, slow)."""
+    to a pass@1 of 20-40 % (tests/test_lm_tasks.py, slow; measured at seed 0: addition 0.36,
+    decision 0.39, sorting 0.29 with its 0.75)."""
 
     @abstractmethod
     def problem(self, rng: np.random.Generator) -> Problem:
