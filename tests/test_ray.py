@@ -337,3 +337,31 @@ def test_interrupted_sweep_resumes_finished_trials_kept_unfinished_exact(local_r
     assert {p: p.stat().st_mtime_ns for p in (out / "seed-1").rglob("*") if p.is_file()} == kept
     _assert_same_state(_final_checkpoint(out / "seed-0"), _final_checkpoint(local_run))
     assert _evals(out / "seed-0") == _evals(local_run)
+
+
+@pytest.mark.slow  # two fused programs to compile
+def test_a_jax_env_trains_all_seeds_of_a_setting_in_one_trial(local_ray, tmp_path):
+    out = tmp_path / "fused"
+    rows = duetto.sweep(
+        "ppo",
+        "gymnax:CartPole-v1",
+        seeds=[0, 1],
+        space={"learning_rate": [1e-3, 3e-4], "hidden": (16, 16)},
+        steps=2048,
+        eval_every=1024,
+        eval_episodes=2,
+        out=out,
+        verbose=False,
+    )
+    assert sorted(r["setting"]["learning_rate"] for r in rows) == [3e-4, 1e-3]
+    for row in rows:
+        assert row["runs"] == [f"learning_rate={row['setting']['learning_rate']:.4g}-seeds-0-1"]
+        trial = out / row["runs"][0]
+        per_seed = json.loads((trial / "eval.json").read_text())["seed_returns"]
+        assert row["returns"] == per_seed and len(per_seed) == 2
+        assert all((trial / f"seed-{s}" / "metrics.jsonl").exists() for s in (0, 1))
+    # the sweep directory stands for its four runs, two levels down
+    from duetto.analysis.curves import expand_runs
+
+    assert len(expand_runs([out])) == 4
+    assert duetto.plot(out, tmp_path / "c.png", aggregate=True).stat().st_size > 0
