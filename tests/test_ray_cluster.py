@@ -26,6 +26,7 @@ def _final(run_dir):
     return sorted((run_dir / "checkpoints").glob("step-*.ckpt"))[-1]
 
 
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # Ray forks and execs at once
 @pytest.mark.slow  # two Ray nodes and four trials on two cores: about a minute
 def test_sweep_over_two_nodes_completes_when_one_node_is_killed(tmp_path, capsys):
     import ray
