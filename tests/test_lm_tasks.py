@@ -76,6 +76,16 @@ def test_worked_examples():
     assert task.reward(problem, "ccbccb") == 0.0  # too short
 
 
+def test_fixed_filler_demonstrations_differ_only_at_the_decisions():
+    task = DecisionTokens(random_filler=False)
+    rng = np.random.default_rng(5)
+    problem = task.problem(rng)
+    demos = {task.demonstration(problem, rng, 0.5) for _ in range(50)}
+    free = [i for i in range(task.length) if i not in task.decisions]
+    assert len(demos) > 1 and all(all(d[i] == "a" for i in free) for d in demos)
+    assert all(task.reward(problem, task.corrupt(problem, rng)) == 0.0 for _ in range(20))
+
+
 def test_bad_task_arguments_raise():
     with pytest.raises(DuettoError, match="Did you mean 'addition'"):
         make_task("adition")

@@ -137,11 +137,21 @@ class DecisionTokens(TokenTask):
 
     The prompt is one symbol per decision followed by ':'; the response is `length` symbols.
     Defaults from spec §7.2: decisions at positions 2 and 5 of 8, vocabulary of 4 symbols.
+    `random_filler`: demonstrations fill the free positions at random (True) or with the first
+    symbol (False). With fixed filler the warmed-up policy's samples share their filler, so a
+    group's prefix tree branches at the decision positions, where TEMPO gives its credit; with
+    random filler it branches at the first tokens and TEMPO is close to GRPO.
     """
 
     SYMBOLS = "abcdefgh"
 
-    def __init__(self, symbols: int = 4, length: int = 8, decisions: Sequence[int] = (2, 5)):
+    def __init__(
+        self,
+        symbols: int = 4,
+        length: int = 8,
+        decisions: Sequence[int] = (2, 5),
+        random_filler: bool = True,
+    ):
         if not 2 <= symbols <= len(self.SYMBOLS):
             raise DuettoError(f"DecisionTokens: symbols must be in [2, 8], got {symbols}")
         if not decisions or any(not 0 <= d < length for d in decisions):
@@ -150,6 +160,7 @@ class DecisionTokens(TokenTask):
         self.symbols = self.SYMBOLS[:symbols]
         self.length = length
         self.decisions = tuple(sorted(set(decisions)))
+        self.random_filler = random_filler
         self.tokenizer = CharTokenizer(self.symbols + ":")
         self.max_prompt_tokens = len(self.decisions) + 1
         self.max_new_tokens = length + 1
@@ -165,7 +176,10 @@ class DecisionTokens(TokenTask):
         return Problem(prompt, self._target(prompt))
 
     def _fill(self, targets: str, rng: np.random.Generator) -> str:
-        out = list(rng.choice(list(self.symbols), self.length))
+        if self.random_filler:
+            out = list(rng.choice(list(self.symbols), self.length))
+        else:
+            out = [self.symbols[0]] * self.length
         for d, t in zip(self.decisions, targets, strict=True):
             out[d] = t
         return "".join(out)
@@ -178,7 +192,8 @@ class DecisionTokens(TokenTask):
         return "".join(out)
 
     def demonstration(self, problem: Problem, rng: np.random.Generator, noise: float) -> str:
-        """Random filler; each decision token is wrong with probability `noise`."""
+        """Filler as `random_filler` says; each decision token is redrawn with probability
+        `noise`."""
         targets = [
             self.symbols[rng.integers(len(self.symbols))] if rng.random() < noise else t
             for t in problem.answer
