@@ -365,3 +365,29 @@ def test_a_jax_env_trains_all_seeds_of_a_setting_in_one_trial(local_ray, tmp_pat
 
     assert len(expand_runs([out])) == 4
     assert duetto.plot(out, tmp_path / "c.png", aggregate=True).stat().st_size > 0
+
+
+def test_a_trial_that_keeps_failing_ends_the_sweep_with_one_clear_error(local_ray, tmp_path):
+    """An env registered in the driver only (not importable by the workers) fails its trial."""
+    import gymnasium as gym
+    from gymnasium.envs.classic_control import PendulumEnv
+
+    gym.register("DuettoDriverOnly-v0", entry_point=lambda: PendulumEnv(), max_episode_steps=200)
+    try:
+        with pytest.raises(DuettoError) as e:
+            duetto.sweep(
+                "sac",
+                "DuettoDriverOnly-v0",
+                space=SMALL,
+                steps=200,
+                max_failures=0,
+                out=tmp_path / "sweep",
+                verbose=False,
+            )
+    finally:
+        gym.registry.pop("DuettoDriverOnly-v0")
+    message = str(e.value)
+    assert "1 trial(s) failed after 0 restarts; first: " in message and "\n" not in message
+    assert "DuettoDriverOnly" in message
+    assert f"duetto sweep --resume {tmp_path / 'sweep'}" in message
+    assert json.loads((tmp_path / "sweep" / "summary.json").read_text())[0]["failed"] == 1

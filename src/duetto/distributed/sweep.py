@@ -490,11 +490,22 @@ def _trial_lines(verbose: bool) -> Any:
                     flush=True,
                 )
 
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            if verbose:
+                print(
+                    f"{name(trial)}: failed {trial.num_failures} time(s), no restarts left "
+                    "(the summary gives its error)",
+                    flush=True,
+                )
+
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             if verbose:
                 r = trial.last_result.get(METRIC)
-                shown = f"{r:.1f}" if isinstance(r, float) else "?"
-                print(f"{name(trial)}: evaluation return {shown}", flush=True)
+                shown = f"evaluation return {r:.1f}" if isinstance(r, float) else "no evaluation"
+                if not finished(trial_run_dir(trial.config, trial.trial_id)):
+                    steps = trial.last_result.get("env_steps", 0)
+                    shown = f"stopped early by ASHA at {steps} env steps ({shown})"
+                print(f"{name(trial)}: {shown}", flush=True)
 
     return TrialLines()
 
