@@ -240,6 +240,7 @@ def test_char_tokenizer_round_trip():
     tok = CharTokenizer("0123456789+=")
     ids = tok.encode("12+7=19")
     assert min(ids) >= 3 and tok.decode(ids + [tok.eos_id] + ids) == "12+7=19"
+    assert tok.decode([4, 40, 5]) == "1\ufffd2"  # an id past the vocabulary
     with pytest.raises(DuettoError, match="'x' is not in the vocabulary"):
         tok.encode("1x")
 

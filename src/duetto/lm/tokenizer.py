@@ -26,7 +26,8 @@ class Tokenizer(Protocol):
 class CharTokenizer:
     """One token per character, after the special tokens <pad>=0, <eos>=1, <bos>=2.
 
-    decode stops at the first <eos> and skips <pad>/<bos>.
+    decode stops at the first <eos>, skips <pad>/<bos> and writes U+FFFD for an id past the
+    vocabulary (a model with a larger vocabulary may sample one; no verifier accepts it).
     """
 
     SPECIALS = ("<pad>", "<eos>", "<bos>")
@@ -54,8 +55,11 @@ class CharTokenizer:
             i = int(i)
             if i == self.eos_id:
                 break
-            if i >= len(self.SPECIALS):
-                out.append(self.chars[i - len(self.SPECIALS)])
+            j = i - len(self.SPECIALS)
+            if 0 <= j < len(self.chars):
+                out.append(self.chars[j])
+            elif j >= len(self.chars):  # a larger model's id: no character of this vocabulary
+                out.append("\ufffd")
         return "".join(out)
 
 
