@@ -104,6 +104,7 @@ def test_tokenizer_reads_tokenizer_json(pretrained):
     assert ids == [5, 6, 14, 11, 15]
     np.testing.assert_array_equal(ref["prompt_ids"][0, -5:], ids)
     assert tokenizer.decode(ids + [tokenizer.eos_id, 7]) == "12+7="
+    assert tokenizer.decode([5, 40, 6]) == "1\ufffd2"  # an id past the vocabulary
 
 
 def test_kv_cache_steps_equal_the_full_forward():

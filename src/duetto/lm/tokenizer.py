@@ -104,7 +104,17 @@ class HFTokenizer:
         return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
     def decode(self, ids: Sequence[int]) -> str:
+        """Text up to the first <eos>, special tokens skipped; an id past the tokenizer's
+        vocabulary (a model's embedding table is often padded beyond it) becomes U+FFFD, which
+        `tokenizers` would drop silently."""
         ids = [int(i) for i in ids]
         if self.eos_id in ids:
             ids = ids[: ids.index(self.eos_id)]
-        return str(self.tokenizer.decode(ids, skip_special_tokens=True))
+        pieces: list[list[int]] = [[]]
+        for i in ids:
+            if i >= self.vocab_size:
+                pieces.append([])
+            else:
+                pieces[-1].append(i)
+        decoded = (self.tokenizer.decode(p, skip_special_tokens=True) for p in pieces)
+        return "\ufffd".join(str(d) for d in decoded)
