@@ -187,6 +187,7 @@ def test_host_seeds_as_concurrent_tune_trials_equal_local_runs(tmp_path):
         (["--address", "auto"], "--address is for the seeds of --seeds"),
         (["--seeds", "0-1", "--workers", "2", "--gamma", "2"], "'gamma' is 2.0"),
         (["--seeds", "0-1", "--gamma", "0.9,0.99"], "'gamma' must be a number"),
+        (["--seeds", "0-1", "--address", "127.0.0.1:9"], "no Ray cluster answers at"),
     ],
 )
 def test_workers_bad_input_stops_before_anything_is_written(tmp_path, extra, message):

@@ -36,11 +36,15 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # ray.init starts its processes with fork and exec at once, which is safe after JAX started
     warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+    if address:
+        _check_reachable(address)
     try:
         if address:
             ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
         else:
             ray.init(
+                # "local": a new instance even where `ray start` left one running
+                address="local",
                 num_cpus=num_cpus or local_cores(),
                 include_dashboard=False,
                 logging_level=logging.ERROR,
@@ -57,3 +61,22 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         yield
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """Fail at once, with one line, where nothing listens at HOST:PORT (ray.init would retry
+    for minutes); 'auto' and addresses without a port are left to Ray."""
+    import socket
+
+    where = address.removeprefix("ray://")
+    host, sep, port = where.rpartition(":")
+    if where == "auto" or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise DuettoError(
+            f"no Ray cluster answers at '{address}' ({e.strerror or e}). Start a head with "
+            "'ray start --head --port 6379' and give HOST:6379, or give no --address for a "
+            "local Ray."
+        ) from None

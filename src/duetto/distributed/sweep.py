@@ -100,8 +100,7 @@ def sweep(
         out=out,
     )
     root = {"algo": spec["algo"], "loop": "sweep", "envs": spec["envs"], "seeds": spec["seeds"]}
-    start_sweep(spec, root)
-    return run_sweep(spec, parsed, address, verbose)
+    return run_sweep(spec, parsed, root, address, verbose)
 
 
 def plan_sweep(
@@ -200,10 +199,15 @@ def start_sweep(spec: dict[str, Any], root_config: dict[str, Any]) -> None:
 
 
 def run_sweep(
-    spec: dict[str, Any], space: Space, address: str | None = None, verbose: bool = True
+    spec: dict[str, Any],
+    space: Space,
+    root_config: dict[str, Any],
+    address: str | None = None,
+    verbose: bool = True,
 ) -> list[dict[str, Any]]:
-    """Run a planned and started sweep (plan_sweep, start_sweep)."""
-    return _fit(spec, space, address, resume=False, verbose=verbose)
+    """Run a planned sweep (plan_sweep): its directory is written (start_sweep) once Ray is up,
+    so that an unreachable cluster leaves nothing on disk."""
+    return _fit(spec, space, address, resume=False, verbose=verbose, root_config=root_config)
 
 
 def resume_sweep(
@@ -355,7 +359,12 @@ def _tune_domain(d: Distribution) -> Any:
 
 
 def _fit(
-    spec: dict[str, Any], space: Space, address: str | None, resume: bool, verbose: bool
+    spec: dict[str, Any],
+    space: Space,
+    address: str | None,
+    resume: bool,
+    verbose: bool,
+    root_config: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     import os
 
@@ -368,6 +377,9 @@ def _fit(
     params = _param_space(spec, space)
     with ray_session(address):
         import ray
+
+        if root_config is not None:
+            start_sweep(spec, root_config)
 
         cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
         workers = spec["workers"] or max(1, int(cluster_cpus // spec["cpus_per_trial"]))

@@ -21,7 +21,7 @@ def train_host_seeds(cls: Any, args: argparse.Namespace, hps: dict[str, Any]) ->
     """One host-loop run per seed of `args.seeds` in <out>/seed-<s>, each a Tune trial,
     `args.workers` at a time, and the aggregate (eval.json, curve.png). `args` holds `duetto
     train`'s options. Bad input stops before Ray starts or anything is written."""
-    from duetto.distributed.sweep import plan_sweep, run_sweep, start_sweep
+    from duetto.distributed.sweep import plan_sweep, run_sweep
 
     algo = cls.algorithm
     parent = (
@@ -65,8 +65,7 @@ def train_host_seeds(cls: Any, args: argparse.Namespace, hps: dict[str, Any]) ->
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     agent.close()
-    start_sweep(spec, config)
-    run_sweep(spec, space, args.address, verbose=True)
+    run_sweep(spec, space, config, args.address, verbose=True)
     return finish_host_seeds(parent, args.seeds)
 
 
