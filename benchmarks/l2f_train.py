@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,14 @@ ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process so far, all threads (user + system): on a machine that other
+    jobs share, an upper bound of the wall time the same work takes on an idle one when it
+    runs on one thread at a time, and what it costs in core-seconds either way."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def worker(seeds: list[int], ablation: str, steps: int, episodes: int) -> dict[str, Any]:
     import jax
     import numpy as np
@@ -55,16 +64,17 @@ def worker(seeds: list[int], ablation: str, steps: int, episodes: int) -> dict[s
 
     duetto.configure()  # the CLI's process set-up
     env, overrides = ABLATIONS[ablation]
+    c0 = cpu_seconds()
     t0 = time.perf_counter()
     agent = duetto.TD3(env, seeds=seeds, preset="l2f", run_dir=False, **overrides)
     runner = agent.loop
     runner.advance(1, 1, lambda _: True)
     jax.block_until_ready(runner.state)
-    compile_s = time.perf_counter() - t0
+    compile_s, c1 = time.perf_counter() - t0, cpu_seconds()
     t1 = time.perf_counter()
     runner.advance(steps - 1, steps, lambda _: True)
     jax.block_until_ready(runner.state)
-    train_s = time.perf_counter() - t1
+    train_s, c2 = time.perf_counter() - t1, cpu_seconds()
     t2 = time.perf_counter()
     returns, lengths = runner.evaluate(episodes, seed=12345)
     eval_s = time.perf_counter() - t2
@@ -78,6 +88,8 @@ def worker(seeds: list[int], ablation: str, steps: int, episodes: int) -> dict[s
         "compile_s": compile_s,
         "train_s": train_s,
         "total_s": compile_s + train_s,
+        "compile_cpu_s": c1 - c0,
+        "train_cpu_s": c2 - c1,
         "eval_s": eval_s,
         "episodes": episodes,
         "full_length_share": full.tolist(),
@@ -132,8 +144,9 @@ def main() -> None:
             share = ", ".join(f"{x:.3f}" for x in result["full_length_share"])
             length = ", ".join(f"{x:.0f}" for x in result["length_mean"])
             print(
-                f"{ablation:14s} seeds {job_seeds}: compile {result['compile_s']:.1f} s, train "
-                f"{result['train_s']:.1f} s ({result['env_steps']:,} steps), eval "
+                f"{ablation:14s} seeds {job_seeds}: compile {result['compile_s']:.1f} s "
+                f"(CPU {result['compile_cpu_s']:.1f} s), train {result['train_s']:.1f} s (CPU "
+                f"{result['train_cpu_s']:.1f} s; {result['env_steps']:,} steps), eval "
                 f"{result['eval_s']:.1f} s | full-length share {share} | mean length {length}",
                 flush=True,
             )
