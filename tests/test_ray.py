@@ -125,11 +125,12 @@ def test_bad_sweep_stops_before_ray_starts_or_anything_is_written(tmp_path, kwar
     import ray
 
     kwargs = {"env": "Pendulum-v1", **kwargs}
+    running = ray.is_initialized()  # another Ray test of this session may have started one
     with pytest.raises(DuettoError) as e:
         duetto.sweep("sac", out=tmp_path / "never", steps=100, **kwargs)
     assert message in str(e.value)
     assert not (tmp_path / "never").exists()
-    assert not ray.is_initialized()
+    assert ray.is_initialized() == running
 
 
 def test_trial_checkpoints_before_it_reports_and_never_at_the_planned_end(monkeypatch):
@@ -164,17 +165,22 @@ def test_trial_checkpoints_before_it_reports_and_never_at_the_planned_end(monkey
 # ---- trials on a local Ray ----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def local_ray():
+    """One local Ray for the session's Ray tests (per xdist worker): started once, on first use."""
     import ray
 
-    os.environ["DUETTO_TEST_MARK"] = MARK
-    with warnings.catch_warnings():  # ray.init forks and execs at once: safe after JAX started
-        warnings.simplefilter("ignore", RuntimeWarning)
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    os.environ["DUETTO_TEST_MARK"] = MARK  # before Ray starts: its workers inherit it
+    started = not ray.is_initialized()
+    if started:
+        with warnings.catch_warnings():  # ray.init forks and execs at once: safe after JAX
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ray.init(
+                num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR"
+            )
     yield
-    ray.shutdown()
-    os.environ.pop("DUETTO_TEST_MARK", None)
+    if started:
+        ray.shutdown()
 
 
 @pytest.fixture(scope="module")

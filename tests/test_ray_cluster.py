@@ -32,6 +32,7 @@ def test_sweep_over_two_nodes_completes_when_one_node_is_killed(tmp_path, capsys
     import ray
     from ray.cluster_utils import Cluster
 
+    ray.shutdown()  # a local Ray another test of this session left up (a no-op otherwise)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     worker = cluster.add_node(num_cpus=1)
     try:

@@ -15,15 +15,21 @@ from duetto.loops.remote import remote_envs
 SMALL = {"hidden": (32, 32), "batch_size": 32, "learning_starts": 64, "buffer_size": 2000}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def local_ray():
+    """A local Ray, started once per session (and xdist worker) unless one is up already."""
     import ray
 
-    with warnings.catch_warnings():  # ray.init forks and execs at once: safe after JAX started
-        warnings.simplefilter("ignore", RuntimeWarning)
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    started = not ray.is_initialized()
+    if started:
+        with warnings.catch_warnings():  # ray.init forks and execs at once: safe after JAX
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ray.init(
+                num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR"
+            )
     yield
-    ray.shutdown()
+    if started:
+        ray.shutdown()
 
 
 def _leaves(agent):
