@@ -87,9 +87,9 @@ class TD3Config(OffPolicyConfig):
     )
     weight_decay: float = hp(
         0.0,
-        "decoupled decay of the weight matrices (not biases) per optimiser step, w -= "
-        "weight_decay·w after Adam's step, not scaled by the learning rate (0: none) "
-        "[rl_tools' Adam, as Learning to Fly runs it]",
+        "decoupled decay of the hidden-to-hidden weight matrices (not the first or last "
+        "layer, not biases) per optimiser step, w -= weight_decay·w after Adam's step, not "
+        "scaled by the learning rate (0: none) [rl_tools' Adam, as Learning to Fly runs it]",
         low=0,
         high=1,
     )
@@ -135,8 +135,9 @@ PRESETS["mujoco"] = {
 # 10 env steps and an actor step every 20, critic targets after each critic step and the actor's
 # after each actor step, critic warm-up 15k and actor warm-up 30k env steps acting with the
 # untrained policy and its noise (rl_tools' off-policy runner has no uniform phase), a replay of
-# the whole run, Adam (rl_tools' defaults: α 1e-3, ε 1e-8) with WEIGHT_DECAY 1e-4 applied as
-# 1e-4/2 per step; the asymmetric critic on the privileged observation and the reward
+# the whole run, Adam (rl_tools' α 1e-3; ε optax's 1e-8) with WEIGHT_DECAY 1e-4 applied as
+# 1e-4/2 per step to the hidden 64x64 layer of each network (backprop_tools' Adam decays the
+# `groups::Normal` layers only); the asymmetric critic on the privileged observation and the reward
 # curriculum (src/steps/curriculum.h) of duetto:Quadrotor-v0. 300,001 steps.
 PRESETS["l2f"] = {
     "hidden": (64, 64),
@@ -187,20 +188,44 @@ def _networks(config: Any, spec: EnvSpec) -> tuple[Any, Any]:
     return encoded(actor, spec, config, init), encoded(critic, spec, config, init, role="critic")
 
 
-def _is_kernel(params: Any) -> Any:
-    """True at the weight matrices of a parameter tree, False at the biases."""
-    return jax.tree_util.tree_map_with_path(
-        lambda path, _: getattr(path[-1], "key", None) == "kernel", params
-    )
+def _hidden_kernels(params: Any) -> Any:
+    """True at the weight matrices of the hidden-to-hidden layers of a parameter tree (a
+    network's Dense layers but its first and its last), False elsewhere: the layers rl_tools'
+    Adam decays (`groups::Normal`; the input and output groups keep their weights)."""
+    paths = [path for path, _ in jax.tree_util.tree_leaves_with_path(params)]
+
+    def layer(path: Any) -> tuple[tuple, int] | None:
+        names = [getattr(k, "key", None) for k in path]
+        for i, name in enumerate(names):
+            if isinstance(name, str) and name.startswith("Dense_"):
+                return tuple(names[:i]), int(name.removeprefix("Dense_"))
+        return None
+
+    last: dict[tuple, int] = {}
+    for path in paths:
+        found = layer(path)
+        if found is not None:
+            last[found[0]] = max(last.get(found[0], 0), found[1])
+
+    def hidden(path: Any, _: Any) -> bool:
+        found = layer(path)
+        if found is None or getattr(path[-1], "key", None) != "kernel":
+            return False
+        return 0 < found[1] < last[found[0]]
+
+    return jax.tree_util.tree_map_with_path(hidden, params)
 
 
 def _optimizer(config: Any, learning_rate: Any) -> optax.GradientTransformation:
     """Adam; with `weight_decay`, each step also takes weight_decay·w off the weight matrices
-    (rl_tools' Adam: `WEIGHT_DECAY / 2` times the weight, after the Adam step)."""
+    of the hidden-to-hidden layers (rl_tools' Adam as Learning to Fly runs it, backprop_tools
+    nn/optimizers/adam/operations_generic.h: `WEIGHT_DECAY / 2` times the weight after the Adam
+    step, for the `groups::Normal` layers only)."""
     adam = optax.adam(learning_rate)
     if config.weight_decay == 0:
         return adam
-    return optax.chain(adam, optax.add_decayed_weights(-config.weight_decay, mask=_is_kernel))
+    decay = optax.add_decayed_weights(-config.weight_decay, mask=_hidden_kernels)
+    return optax.chain(adam, decay)
 
 
 def init(key: jax.Array, spec: EnvSpec, config: Any, n_envs: int = 1) -> TD3State:
