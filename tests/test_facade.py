@@ -161,6 +161,16 @@ def _shortened(self, total_steps=None, **options):
 
 
 duetto.agent.Agent.learn = _shortened
+_sweep = duetto.sweep
+
+
+def _short_sweep(*args, steps=None, **options):
+    """duetto.sweep with its trials' budget cut as learn()'s (its trials run in Ray workers,
+    which the patch of learn() above does not reach)."""
+    return _sweep(*args, steps=None if steps is None else _short(steps), **options)
+
+
+duetto.sweep = _short_sweep
 '''
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -419,7 +420,15 @@ def _fit(
                 f"{int(cluster_cpus)} CPUs; runs in {out}",
                 flush=True,
             )
-        grid = tuner.fit()
+        # Tune installs its own SIGINT handler in the driver and leaves it there: put back
+        # the process's own, so that a later learn() in this process stops cleanly on Ctrl-C.
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            grid = tuner.fit()
+        finally:
+            for sig, handler in handlers.items():
+                if handler is not None:
+                    signal.signal(sig, handler)
         rows = _summary(spec, grid)
     write_json(out / "summary.json", rows)
     if verbose and (len(rows) > 1 or spec["search"] != "grid" or spec["space"]["grid"]):

@@ -274,13 +274,10 @@ def env_spec(vec: gym.vector.VectorEnv, algo: str, action_spaces: tuple[str, ...
 
 
 def privileged_dim(vec: gym.vector.VectorEnv) -> int:
-    """The width of the privileged part of the sub-envs' observations (PrivilegedObservation),
-    or 0."""
-    get_attr = getattr(vec, "get_attr", None)  # Sync and AsyncVectorEnv have it
-    try:
-        return int(get_attr("privileged_dim")[0]) if get_attr is not None else 0
-    except AttributeError:
-        return 0
+    """The width of the privileged part of the sub-envs' observations (their space is a
+    PrivilegedBox: envs/privileged.py), or 0. Read from the space: asking an AsyncVectorEnv's
+    workers for an attribute they lack shuts them down."""
+    return int(getattr(vec.single_observation_space, "privileged_dim", 0))
 
 
 def _action_spec(

@@ -18,6 +18,16 @@ import numpy as np
 from duetto.errors import DuettoError
 
 
+class PrivilegedBox(gym.spaces.Box):
+    """A flat Box whose last `privileged_dim` values are privileged (the observation space of
+    PrivilegedObservation): vector envs take their spaces from it, so duetto reads the width
+    there without calling into the sub-envs."""
+
+    def __init__(self, low: np.ndarray, high: np.ndarray, privileged_dim: int):
+        super().__init__(low, high, dtype=np.float32)
+        self.privileged_dim = privileged_dim
+
+
 class PrivilegedObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """The env's observation followed by `info[key]` [dim], at reset and at every step."""
 
@@ -37,10 +47,10 @@ class PrivilegedObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
         gym.Wrapper.__init__(self, env)
         self.key, self.privileged_dim = key, int(dim)
         inf = np.full(self.privileged_dim, np.inf, np.float32)
-        self.observation_space = gym.spaces.Box(
+        self.observation_space = PrivilegedBox(
             np.concatenate([space.low.astype(np.float32), -inf]),
             np.concatenate([space.high.astype(np.float32), inf]),
-            dtype=np.float32,
+            self.privileged_dim,
         )
 
     def _append(self, obs: Any, info: dict[str, Any], when: str) -> np.ndarray:
